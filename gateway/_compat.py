@@ -1,0 +1,40 @@
+"""Environment switches, parsed in one place for the build (setup.py) and at import.
+
+This module must stay importable on its own (setup.py loads it by path): no package imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def parse_flag(value: str | None, *, name: str = "flag") -> bool:
+    """``1/true/yes/on`` are true; unset, empty, ``0/false/no/off`` are false; anything else raises ValueError."""
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean (use 1/true/yes/on or 0/false/no/off)")
+
+
+def env_flag(name: str) -> bool:
+    """Read the boolean environment variable ``name`` with :func:`parse_flag`."""
+    return parse_flag(os.environ.get(name), name=name)
+
+
+def build_speedups_mode(value: str | None) -> str:
+    """Parse GATEWAY_BUILD_SPEEDUPS: ``auto`` (unset/empty), ``yes`` (any true word) or ``no`` (any false word)."""
+    if value is None or value.strip().lower() in ("", "auto"):
+        return "auto"
+    return "yes" if parse_flag(value, name="GATEWAY_BUILD_SPEEDUPS") else "no"
+
+
+#: True when the pure twins must be used: GATEWAY_NO_SPEEDUPS is set, or this is not CPython.
+NO_SPEEDUPS: bool = env_flag("GATEWAY_NO_SPEEDUPS") or sys.implementation.name != "cpython"

@@ -1,0 +1,23 @@
+"""Selector for the envelope scan and event filter twins: the only module the package imports for envelope.
+
+Twins: ``gateway/_envelope_py.py`` (pure, the reference) and ``gateway/_speedups/_envelope.pyx``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._compat import NO_SPEEDUPS
+
+if TYPE_CHECKING or NO_SPEEDUPS:
+    from . import _envelope_py as _impl
+else:
+    try:
+        from ._speedups import _envelope as _impl
+    except ImportError:  # pragma: no cover - not compiled
+        from . import _envelope_py as _impl
+
+IMPLEMENTATION: str = "speedups" if _impl.__name__.startswith("gateway._speedups") else "pure"
+
+__all__ = list(_impl.__all__) + ["IMPLEMENTATION"]
+globals().update({name: getattr(_impl, name) for name in _impl.__all__})
