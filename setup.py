@@ -18,11 +18,11 @@ _spec.loader.exec_module(_compat)
 
 MODE = _compat.build_speedups_mode(os.environ.get("GATEWAY_BUILD_SPEEDUPS"))
 
-# module name -> libraries it links against
+# module name -> libraries it links against (each .pyx also names them in a "# distutils: libraries" line)
 SPEEDUPS = {
-    "_framing": [],
-    "_inflate": ["z", "zstd"],
-    "_envelope": [],
+    name: libs
+    for name, libs in {"_framing": [], "_inflate": ["z", "zstd"], "_envelope": []}.items()
+    if os.path.exists(os.path.join("gateway", "_speedups", f"{name}.pyx"))
 }
 
 

@@ -38,3 +38,23 @@ def build_speedups_mode(value: str | None) -> str:
 
 #: True when the pure twins must be used: GATEWAY_NO_SPEEDUPS is set, or this is not CPython.
 NO_SPEEDUPS: bool = env_flag("GATEWAY_NO_SPEEDUPS") or sys.implementation.name != "cpython"
+
+
+def load_twin(stem: str):  # -> ModuleType
+    """Import the twin of hot module ``stem`` ("framing", "inflate", "envelope") that this process should use.
+
+    The compiled ``gateway._speedups._<stem>`` unless NO_SPEEDUPS is set or it is not built; else ``gateway._<stem>_py``.
+    """
+    import importlib
+
+    if not NO_SPEEDUPS:
+        try:
+            return importlib.import_module(f"gateway._speedups._{stem}")
+        except ImportError:
+            pass
+    return importlib.import_module(f"gateway._{stem}_py")
+
+
+def twin_name(module) -> str:  # module: ModuleType
+    """``"speedups"`` for a compiled twin, ``"pure"`` for a pure one."""
+    return "speedups" if module.__name__.startswith("gateway._speedups.") else "pure"
