@@ -1,0 +1,1 @@
+"""Benchmarks and the deterministic gateway traffic corpus (see ``bench.corpus``)."""
