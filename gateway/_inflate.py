@@ -1,23 +1,39 @@
 """Selector for the stream inflation twins: the only module the package imports for inflate.
 
-Twins: ``gateway/_inflate_py.py`` (pure, the reference) and ``gateway/_speedups/_inflate.pyx``.
+Twins: ``gateway/_inflate_py.py`` (pure, the readable reference) and ``gateway/_speedups/_inflate.pyx`` (compiled).
+:data:`IMPLEMENTATION` is ``"speedups"`` or ``"pure"``; ``GATEWAY_NO_SPEEDUPS=1`` forces the pure twin.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._compat import NO_SPEEDUPS
+from ._compat import load_twin, twin_name
 
-if TYPE_CHECKING or NO_SPEEDUPS:
-    from . import _inflate_py as _impl
+if TYPE_CHECKING:
+    from ._inflate_py import (
+        DEFAULT_MAX_INFLATED_SIZE,
+        ZLIB_SUFFIX,
+        ZlibStreamInflater,
+        ZstdStreamInflater,
+        make_inflater,
+    )
 else:
-    try:
-        from ._speedups import _inflate as _impl
-    except ImportError:  # pragma: no cover - not compiled
-        from . import _inflate_py as _impl
+    _impl = load_twin("inflate")
+    DEFAULT_MAX_INFLATED_SIZE = _impl.DEFAULT_MAX_INFLATED_SIZE
+    ZLIB_SUFFIX = _impl.ZLIB_SUFFIX
+    ZlibStreamInflater = _impl.ZlibStreamInflater
+    ZstdStreamInflater = _impl.ZstdStreamInflater
+    make_inflater = _impl.make_inflater
 
-IMPLEMENTATION: str = "speedups" if _impl.__name__.startswith("gateway._speedups") else "pure"
+#: Which twin this process runs: ``"speedups"`` (compiled) or ``"pure"``.
+IMPLEMENTATION: str = twin_name(load_twin("inflate"))
 
-__all__ = list(_impl.__all__) + ["IMPLEMENTATION"]
-globals().update({name: getattr(_impl, name) for name in _impl.__all__})
+__all__ = [
+    "DEFAULT_MAX_INFLATED_SIZE",
+    "ZLIB_SUFFIX",
+    "ZlibStreamInflater",
+    "ZstdStreamInflater",
+    "make_inflater",
+    "IMPLEMENTATION",
+]

@@ -1,0 +1,37 @@
+"""Type stub of the compiled inflation twin; mirrors ``gateway/_inflate_py.py``."""
+
+from __future__ import annotations
+
+from typing import Union
+
+__all__ = [
+    "DEFAULT_MAX_INFLATED_SIZE",
+    "ZLIB_SUFFIX",
+    "ZlibStreamInflater",
+    "ZstdStreamInflater",
+    "make_inflater",
+]
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+DEFAULT_MAX_INFLATED_SIZE: int
+ZLIB_SUFFIX: bytes
+ZLIB_BACKEND: str
+
+class ZlibStreamInflater:
+    def __init__(self, max_size: int = ...) -> None: ...
+    @property
+    def max_size(self) -> int: ...
+    def reset(self) -> None: ...
+    def feed(self, message: Buffer) -> bytes | None: ...
+
+class ZstdStreamInflater:
+    def __init__(self, max_size: int = ...) -> None: ...
+    @property
+    def max_size(self) -> int: ...
+    def reset(self) -> None: ...
+    def feed(self, message: Buffer) -> bytes: ...
+
+def make_inflater(
+    compression: str | None, max_size: int = ...
+) -> ZlibStreamInflater | ZstdStreamInflater | None: ...

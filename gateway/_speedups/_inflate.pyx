@@ -1,0 +1,525 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: libraries = z zstd
+"""Transport-compression inflation, compiled twin of ``gateway/_inflate_py.py`` (same names, behaviour and errors).
+
+Both inflaters call the C libraries directly: zlib's ``inflate(Z_SYNC_FLUSH)`` and zstd's ``ZSTD_decompressStream``
+write into one reusable output buffer per inflater (grown by doubling up to ``max_size + 1``, shrunk back after a
+message over 4 MiB; allocated with PyMem_Raw* so tracemalloc sees them), and each payload is copied once into a
+bytes object of the exact size. A complete zlib message is inflated straight from the websocket message; only
+incomplete ones are copied into the (reused) pending buffer.
+The zstd truncation check walks the frame/block structure exactly as the pure twin does (see its docstring).
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
+from libc.string cimport memcmp, memcpy, memset
+
+from gateway.errors import CompressionError, InflatedTooLargeError
+
+__all__ = [
+    "DEFAULT_MAX_INFLATED_SIZE",
+    "ZLIB_SUFFIX",
+    "ZlibStreamInflater",
+    "ZstdStreamInflater",
+    "make_inflater",
+]
+
+DEFAULT_MAX_INFLATED_SIZE = 256 * 1024 * 1024
+ZLIB_SUFFIX = b"\x00\x00\xff\xff"
+ZLIB_BACKEND = "zlib (C API)"  # not in __all__: its value differs between the twins
+
+
+cdef extern from "zlib.h" nogil:
+    ctypedef struct z_stream:
+        unsigned char* next_in
+        unsigned int avail_in
+        unsigned char* next_out
+        unsigned int avail_out
+        const char* msg
+    int inflateInit(z_stream* strm)
+    int inflate(z_stream* strm, int flush)
+    int inflateEnd(z_stream* strm)
+    int inflateReset(z_stream* strm)
+    int Z_OK, Z_STREAM_END, Z_NEED_DICT, Z_BUF_ERROR, Z_SYNC_FLUSH, Z_MEM_ERROR
+
+
+cdef extern from "zstd.h" nogil:
+    ctypedef struct ZSTD_DCtx:
+        pass
+    ctypedef struct ZSTD_inBuffer:
+        const void* src
+        size_t size
+        size_t pos
+    ctypedef struct ZSTD_outBuffer:
+        void* dst
+        size_t size
+        size_t pos
+    ctypedef enum ZSTD_ResetDirective:
+        ZSTD_reset_session_only
+    ZSTD_DCtx* ZSTD_createDCtx()
+    size_t ZSTD_freeDCtx(ZSTD_DCtx* dctx)
+    size_t ZSTD_DCtx_reset(ZSTD_DCtx* dctx, ZSTD_ResetDirective reset)
+    size_t ZSTD_decompressStream(ZSTD_DCtx* zds, ZSTD_outBuffer* output, ZSTD_inBuffer* input)
+    unsigned ZSTD_isError(size_t code)
+    const char* ZSTD_getErrorName(size_t code)
+
+
+cdef enum:
+    INITIAL_OUTPUT_SIZE = 64 * 1024
+    SHRINK_ABOVE = 4 * 1024 * 1024
+    ZLIB_CHUNK = 1 << 30  # avail_in / avail_out are 32-bit
+
+
+cdef Py_ssize_t _check_max_size(object max_size) except -1:
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be positive, got {max_size}")
+    return max_size
+
+
+cdef object _poisoned(str reason):
+    return CompressionError(f"the inflater is unusable after an earlier error ({reason}); reset() it for a new connection")
+
+
+cdef struct OutputBuffer:
+    unsigned char* data
+    size_t capacity
+
+
+cdef int _grow(OutputBuffer* out, size_t limit) except -1:
+    """Double the buffer (at least INITIAL_OUTPUT_SIZE), never past ``limit`` bytes."""
+    cdef size_t capacity = out.capacity * 2 if out.capacity else INITIAL_OUTPUT_SIZE
+    if capacity > limit:
+        capacity = limit
+    cdef unsigned char* data = <unsigned char*>PyMem_RawRealloc(out.data, capacity)
+    if data == NULL:
+        raise MemoryError()
+    out.data = data
+    out.capacity = capacity
+    return 0
+
+
+cdef inline void _shrink(OutputBuffer* out) noexcept:
+    if out.capacity > SHRINK_ABOVE:
+        PyMem_RawFree(out.data)
+        out.data = NULL
+        out.capacity = 0
+
+
+cdef class ZlibStreamInflater:
+    """Inflates a ``zlib-stream`` connection: feed every websocket binary message, in order.
+
+    ``feed`` returns the decompressed gateway payload once the buffered data ends with ``00 00 FF FF``, else None.
+    Raises CompressionError (corrupt data) or InflatedTooLargeError (output, or compressed data buffered without a
+    marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
+    """
+
+    cdef z_stream _stream
+    cdef bint _stream_ready
+    cdef bint _ended
+    cdef Py_ssize_t _max_size
+    cdef OutputBuffer _output
+    cdef OutputBuffer _pending
+    cdef size_t _pending_size
+    cdef object _error
+
+    def __cinit__(self) -> None:
+        memset(&self._stream, 0, sizeof(z_stream))
+        self._output.data = NULL
+        self._output.capacity = 0
+        self._pending.data = NULL
+        self._pending.capacity = 0
+        if inflateInit(&self._stream) != Z_OK:
+            raise MemoryError("zlib-stream: inflateInit failed")
+        self._stream_ready = True
+
+    def __init__(self, max_size=DEFAULT_MAX_INFLATED_SIZE) -> None:
+        self._max_size = _check_max_size(max_size)
+        self.reset()
+
+    def __dealloc__(self) -> None:
+        if self._stream_ready:
+            inflateEnd(&self._stream)
+        PyMem_RawFree(self._output.data)
+        PyMem_RawFree(self._pending.data)
+
+    @property
+    def max_size(self) -> int:
+        return self._max_size
+
+    def reset(self) -> None:
+        """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
+        if inflateReset(&self._stream) != Z_OK:
+            inflateEnd(&self._stream)
+            memset(&self._stream, 0, sizeof(z_stream))
+            self._stream_ready = False
+            if inflateInit(&self._stream) != Z_OK:
+                raise MemoryError("zlib-stream: inflateInit failed")
+            self._stream_ready = True
+        self._pending_size = 0
+        _shrink(&self._pending)
+        self._ended = False
+        self._error = None
+
+    cdef object _fail(self, error):
+        self._error = str(error)
+        self._pending_size = 0
+        return error
+
+    def feed(self, message) -> object:
+        """Add one websocket message; return the gateway payload it completes, or None if more must come."""
+        if self._error is not None:
+            raise _poisoned(self._error)
+        cdef Py_buffer view
+        cdef const unsigned char* data
+        cdef Py_ssize_t size
+        cdef bint release = False
+        if PyBytes_CheckExact(message):
+            data = <const unsigned char*>PyBytes_AS_STRING(message)
+            size = PyBytes_GET_SIZE(message)
+        else:
+            PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+            release = True
+            data = <const unsigned char*>view.buf
+            size = view.len
+        try:
+            if self._pending_size == 0 and size >= 4 and memcmp(data + size - 4, b"\x00\x00\xff\xff", 4) == 0:
+                return self._inflate(data, <size_t>size)  # fast path: one complete message, no copy
+            self._append(data, <size_t>size)
+        finally:
+            if release:
+                PyBuffer_Release(&view)
+        if self._pending_size < 4 or memcmp(self._pending.data + self._pending_size - 4, b"\x00\x00\xff\xff", 4) != 0:
+            if self._pending_size > <size_t>self._max_size:
+                raise self._fail(
+                    InflatedTooLargeError(
+                        f"zlib-stream: {self._pending_size} compressed bytes buffered without a 00 00 FF FF marker, "
+                        f"over the {self._max_size}-byte ceiling"
+                    )
+                )
+            return None
+        try:
+            return self._inflate(self._pending.data, self._pending_size)
+        finally:
+            self._pending_size = 0
+            _shrink(&self._pending)
+
+    cdef int _append(self, const unsigned char* data, size_t size) except -1:
+        cdef size_t needed = self._pending_size + size
+        cdef size_t capacity
+        cdef unsigned char* grown
+        if needed > self._pending.capacity:
+            capacity = self._pending.capacity * 2
+            if capacity < needed:
+                capacity = needed
+            grown = <unsigned char*>PyMem_RawRealloc(self._pending.data, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._pending.data = grown
+            self._pending.capacity = capacity
+        if size:
+            memcpy(self._pending.data + self._pending_size, data, size)
+        self._pending_size = needed
+        return 0
+
+    cdef object _inflate(self, const unsigned char* data, size_t size):
+        if self._ended:
+            raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
+        cdef z_stream* stream = &self._stream
+        cdef OutputBuffer* out = &self._output
+        cdef size_t limit = <size_t>self._max_size + 1
+        cdef size_t produced = 0
+        cdef size_t remaining = size
+        cdef size_t room
+        cdef int status
+        stream.avail_in = 0
+        while True:
+            if stream.avail_in == 0 and remaining:
+                stream.next_in = <unsigned char*>data
+                stream.avail_in = <unsigned int>(remaining if remaining < ZLIB_CHUNK else ZLIB_CHUNK)
+                data += stream.avail_in
+                remaining -= stream.avail_in
+            if produced == out.capacity:
+                if produced >= limit:
+                    raise self._fail(
+                        InflatedTooLargeError(
+                            f"zlib-stream: a decompressed message is over the {self._max_size}-byte ceiling"
+                        )
+                    )
+                _grow(out, limit)
+            room = out.capacity - produced
+            stream.next_out = out.data + produced
+            stream.avail_out = <unsigned int>(room if room < ZLIB_CHUNK else ZLIB_CHUNK)
+            status = inflate(stream, Z_SYNC_FLUSH)
+            produced = <size_t>(stream.next_out - out.data)
+            if status == Z_STREAM_END:
+                self._ended = True
+                if produced >= limit:
+                    raise self._fail(
+                        InflatedTooLargeError(
+                            f"zlib-stream: a decompressed message is over the {self._max_size}-byte ceiling"
+                        )
+                    )
+                if stream.avail_in or remaining:
+                    raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
+                break
+            if status != Z_OK and status != Z_BUF_ERROR:
+                raise self._fail(CompressionError(self._error_text(status)))
+            if produced == out.capacity or stream.avail_out == 0:
+                continue  # output full: grow (or hit the ceiling) and go on
+            if stream.avail_in == 0 and remaining == 0:
+                break
+            if status == Z_BUF_ERROR:  # no progress with input and room left: cannot happen with a sane zlib
+                raise self._fail(CompressionError("zlib-stream: corrupt data (inflate made no progress)"))
+        result = PyBytes_FromStringAndSize(<char*>out.data, <Py_ssize_t>produced)
+        _shrink(out)
+        return result
+
+    cdef str _error_text(self, int status):
+        cdef str detail
+        if status == Z_NEED_DICT:
+            detail = "a preset dictionary is needed"
+        elif self._stream.msg != NULL:
+            detail = (<bytes>self._stream.msg).decode("ascii", "replace")
+        elif status == Z_MEM_ERROR:
+            detail = "out of memory"
+        else:
+            detail = f"zlib error {status}"
+        return f"zlib-stream: corrupt data (Error {status} while decompressing data: {detail})"
+
+
+# zstd frame walk (RFC 8878), the same stages as the pure twin.
+cdef enum:
+    STAGE_MAGIC = 0  # collect 4: frame magic number (a frame boundary when nothing is collected yet)
+    STAGE_FRAME_DESCRIPTOR = 1  # collect 1
+    STAGE_SKIP = 2  # skip `need` bytes, then `next_stage`
+    STAGE_BLOCK_HEADER = 3  # collect 3 (a block boundary when nothing is collected yet)
+    STAGE_SKIPPABLE_SIZE = 4  # collect 4
+    STAGE_FIRST_BLOCK_HEADER = 5  # collect 3: first block of a frame (not a boundary)
+
+cdef size_t[6] COLLECT_SIZE = [4, 1, 0, 3, 4, 3]
+cdef size_t[4] DICT_ID_SIZES = [0, 1, 2, 4]
+cdef size_t[4] CONTENT_SIZE_SIZES = [0, 2, 4, 8]
+
+
+cdef class ZstdStreamInflater:
+    """Inflates a ``zstd-stream`` connection: feed every websocket binary message, in order.
+
+    Every ``feed`` returns one decompressed gateway payload. A frame that ends is followed by a new one. Raises
+    CompressionError for corrupt data or a message that ends inside a zstd block, header or checksum (truncated),
+    InflatedTooLargeError when one message inflates past ``max_size``. After any error every ``feed`` raises until
+    ``reset()``.
+    """
+
+    cdef ZSTD_DCtx* _context
+    cdef Py_ssize_t _max_size
+    cdef OutputBuffer _output
+    cdef object _error
+    cdef int _stage
+    cdef int _next_stage
+    cdef size_t _need
+    cdef unsigned char[4] _header
+    cdef size_t _header_size
+    cdef bint _has_checksum
+
+    def __cinit__(self) -> None:
+        self._output.data = NULL
+        self._output.capacity = 0
+        self._context = ZSTD_createDCtx()
+        if self._context == NULL:
+            raise MemoryError("zstd-stream: ZSTD_createDCtx failed")
+
+    def __init__(self, max_size=DEFAULT_MAX_INFLATED_SIZE) -> None:
+        self._max_size = _check_max_size(max_size)
+        self.reset()
+
+    def __dealloc__(self) -> None:
+        if self._context != NULL:
+            ZSTD_freeDCtx(self._context)
+        PyMem_RawFree(self._output.data)
+
+    @property
+    def max_size(self) -> int:
+        return self._max_size
+
+    def reset(self) -> None:
+        """Start over for a new connection: fresh decompression context, error cleared."""
+        ZSTD_DCtx_reset(self._context, ZSTD_reset_session_only)
+        self._error = None
+        self._stage = STAGE_MAGIC
+        self._next_stage = STAGE_MAGIC
+        self._need = 4
+        self._header_size = 0
+        self._has_checksum = False
+
+    cdef object _fail(self, error):
+        self._error = str(error)
+        return error
+
+    def feed(self, message) -> bytes:
+        """Decompress one websocket message (one gateway message) and return it."""
+        if self._error is not None:
+            raise _poisoned(self._error)
+        cdef Py_buffer view
+        cdef const unsigned char* data
+        cdef Py_ssize_t size
+        cdef bint release = False
+        if PyBytes_CheckExact(message):
+            data = <const unsigned char*>PyBytes_AS_STRING(message)
+            size = PyBytes_GET_SIZE(message)
+        else:
+            PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+            release = True
+            data = <const unsigned char*>view.buf
+            size = view.len
+        try:
+            result = self._decompress(data, <size_t>size)
+            self._walk(data, <size_t>size)
+        finally:
+            if release:
+                PyBuffer_Release(&view)
+        if not (self._stage == STAGE_BLOCK_HEADER or self._stage == STAGE_MAGIC) or self._header_size:
+            raise self._fail(
+                CompressionError("zstd-stream: truncated message (it ends inside a zstd block, header or checksum)")
+            )
+        return result
+
+    cdef object _decompress(self, const unsigned char* data, size_t size):
+        cdef OutputBuffer* out = &self._output
+        cdef size_t limit = <size_t>self._max_size + 1
+        cdef ZSTD_inBuffer source
+        cdef ZSTD_outBuffer target
+        cdef size_t hint
+        cdef size_t consumed_before
+        cdef size_t produced_before
+        source.src = data
+        source.size = size
+        source.pos = 0
+        target.pos = 0
+        while True:
+            if target.pos == out.capacity:
+                if target.pos >= limit:
+                    raise self._fail(
+                        InflatedTooLargeError(
+                            f"zstd-stream: a decompressed message is over the {self._max_size}-byte ceiling"
+                        )
+                    )
+                _grow(out, limit)
+            target.dst = out.data
+            target.size = out.capacity
+            consumed_before = source.pos
+            produced_before = target.pos
+            hint = ZSTD_decompressStream(self._context, &target, &source)
+            if ZSTD_isError(hint):
+                raise self._fail(
+                    CompressionError(f"zstd-stream: corrupt data ({(<bytes>ZSTD_getErrorName(hint)).decode('ascii', 'replace')})")
+                )
+            if target.pos == target.size:
+                continue  # output full: grow (or hit the ceiling) and go on
+            if source.pos == source.size:
+                break
+            # hint == 0: the frame ended; the context starts a new frame with the remaining input.
+            if source.pos == consumed_before and target.pos == produced_before and hint != 0:
+                raise self._fail(CompressionError("zstd-stream: corrupt data (decompression made no progress)"))
+        result = PyBytes_FromStringAndSize(<char*>out.data, <Py_ssize_t>target.pos)
+        _shrink(out)
+        return result
+
+    cdef int _walk(self, const unsigned char* data, size_t size) except -1:
+        """Follow the frame/block structure over ``data`` (already accepted by zstd) to know where it ended."""
+        cdef int stage = self._stage
+        cdef size_t need = self._need
+        cdef size_t position = 0
+        cdef size_t taken
+        cdef const unsigned char* unit
+        cdef unsigned long long value
+        cdef size_t body
+        cdef unsigned int block_type
+        cdef size_t i
+        while position < size:
+            if stage == STAGE_SKIP:
+                taken = need if need < size - position else size - position
+                position += taken
+                need -= taken
+                if need:
+                    break
+                stage = self._next_stage
+                need = COLLECT_SIZE[stage]
+                continue
+            if self._header_size == 0 and size - position >= need:
+                unit = data + position
+                position += need
+            else:
+                taken = need - self._header_size
+                if taken > size - position:
+                    taken = size - position
+                memcpy(self._header + self._header_size, data + position, taken)
+                self._header_size += taken
+                position += taken
+                if self._header_size < need:
+                    break
+                unit = self._header
+                self._header_size = 0
+            value = 0
+            for i in range(need):
+                value |= (<unsigned long long>unit[i]) << (8 * i)
+            if stage == STAGE_BLOCK_HEADER or stage == STAGE_FIRST_BLOCK_HEADER:
+                block_type = (value >> 1) & 3
+                if block_type == 3:
+                    raise self._fail(CompressionError("zstd-stream: corrupt data (reserved block type)"))
+                body = 1 if block_type == 1 else <size_t>(value >> 3)
+                stage = STAGE_SKIP
+                if value & 1:  # last block of the frame: its checksum, then a new frame
+                    need = body + (4 if self._has_checksum else 0)
+                    self._next_stage = STAGE_MAGIC
+                else:
+                    need = body
+                    self._next_stage = STAGE_BLOCK_HEADER
+                if need == 0:
+                    stage = self._next_stage
+                    need = COLLECT_SIZE[stage]
+            elif stage == STAGE_MAGIC:
+                if value == 0xFD2FB528:
+                    stage = STAGE_FRAME_DESCRIPTOR
+                    need = 1
+                elif (value & 0xFFFFFFF0) == 0x184D2A50:
+                    stage = STAGE_SKIPPABLE_SIZE
+                    need = 4
+                else:
+                    raise self._fail(CompressionError("zstd-stream: corrupt data (unknown frame magic number)"))
+            elif stage == STAGE_FRAME_DESCRIPTOR:
+                self._has_checksum = (value >> 2) & 1
+                need = (0 if (value >> 5) & 1 else 1) + DICT_ID_SIZES[value & 3]
+                need += CONTENT_SIZE_SIZES[value >> 6] if (value >> 6) else ((value >> 5) & 1)
+                stage = STAGE_SKIP
+                self._next_stage = STAGE_FIRST_BLOCK_HEADER
+                if need == 0:
+                    stage = STAGE_FIRST_BLOCK_HEADER
+                    need = 3
+            else:  # STAGE_SKIPPABLE_SIZE
+                need = <size_t>value
+                stage = STAGE_SKIP
+                self._next_stage = STAGE_MAGIC
+                if need == 0:
+                    stage = STAGE_MAGIC
+                    need = 4
+        self._stage = stage
+        self._need = need
+        return 0
+
+
+def make_inflater(compression, max_size=DEFAULT_MAX_INFLATED_SIZE):
+    """The inflater for a gateway ``compress`` query value: "zlib-stream", "zstd-stream", or None (no inflater).
+
+    Raises ValueError for any other value, TypeError/ValueError for a bad ``max_size``.
+    """
+    if compression is None:
+        _check_max_size(max_size)
+        return None
+    if type(compression) is str and compression == "zlib-stream":
+        return ZlibStreamInflater(max_size)
+    if type(compression) is str and compression == "zstd-stream":
+        return ZstdStreamInflater(max_size)
+    raise ValueError(f"unknown transport compression {compression!r} (use 'zlib-stream', 'zstd-stream' or None)")
