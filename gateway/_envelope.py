@@ -1,23 +1,30 @@
 """Selector for the envelope scan and event filter twins: the only module the package imports for envelope.
 
-Twins: ``gateway/_envelope_py.py`` (pure, the reference) and ``gateway/_speedups/_envelope.pyx``.
+Twins: ``gateway/_envelope_py.py`` (pure, the readable reference) and ``gateway/_speedups/_envelope.pyx`` (compiled).
+:data:`IMPLEMENTATION` is ``"speedups"`` or ``"pure"``; ``GATEWAY_NO_SPEEDUPS=1`` forces the pure twin.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._compat import NO_SPEEDUPS
+from ._compat import load_twin, twin_name
 
-if TYPE_CHECKING or NO_SPEEDUPS:
-    from . import _envelope_py as _impl
+if TYPE_CHECKING:
+    from ._envelope_py import (
+        scan_envelope,
+        EventFilter,
+    )
 else:
-    try:
-        from ._speedups import _envelope as _impl
-    except ImportError:  # pragma: no cover - not compiled
-        from . import _envelope_py as _impl
+    _impl = load_twin("envelope")
+    scan_envelope = _impl.scan_envelope
+    EventFilter = _impl.EventFilter
 
-IMPLEMENTATION: str = "speedups" if _impl.__name__.startswith("gateway._speedups") else "pure"
+#: Which twin this process runs: ``"speedups"`` (compiled) or ``"pure"``.
+IMPLEMENTATION: str = twin_name(load_twin("envelope"))
 
-__all__ = list(_impl.__all__) + ["IMPLEMENTATION"]
-globals().update({name: getattr(_impl, name) for name in _impl.__all__})
+__all__ = [
+    "scan_envelope",
+    "EventFilter",
+    "IMPLEMENTATION",
+]

@@ -1,0 +1,304 @@
+"""Envelope scan and event filter, pure-Python twin (the readable reference for ``gateway/_speedups/_envelope.pyx``).
+
+``scan_envelope`` reads ``op``, ``s`` and ``t`` of a gateway payload without parsing ``d``. It is a real scanner
+of the top-level object, not a substring search, so it is right for any key order, any JSON whitespace, escaped
+keys, and look-alikes such as ``"t":"READY"`` inside ``d``:
+
+* each top-level key is read as a JSON string (a key with a backslash is decoded by the JSON parser);
+* ``op``, ``s`` and ``t`` values are read as scalars; anything the fast path cannot decide (an escape or non-ASCII
+  byte in ``t``, a number like ``1e2`` or ``1.0``) is decoded from its own text by ``json.loads``, never guessed;
+* ``d`` and every other value is skipped structurally: strings end at an unescaped quote, ``{``/``[`` and ``}``/``]``
+  are counted outside strings, and a backslash escapes the byte after it (inside or outside strings);
+* duplicate keys: the last one wins, as with ``json.loads``.
+
+What is validated: the envelope's own structure (object, keys, colons, commas, the end, nothing after it but
+whitespace), scalar values at the top level, and the values of ``op``/``s``/``t``. What is not: the content of
+``d`` and of other top-level strings/containers (bracket kinds are not matched, UTF-8 is not checked). A broken ``d``
+is reported when ``Event.data`` decodes it. Every failure raises :class:`gateway.errors.PayloadError` with
+``.payload``; a payload that is not ``bytes`` raises TypeError.
+
+The slow-path decoding of single values always uses the stdlib ``json`` (in both twins), whatever GATEWAY_JSON
+says: it keeps integers exact and makes the scan's answer independent of the backend.
+
+Speed (CPython has no JIT for a byte loop, so the pure twin leans on C code it is sure of): a payload in Discord's
+exact shape ``{"t":..,"s":..,"op":..,"d":..}`` is matched by one regex, and the end of a container is taken from
+the stdlib's C JSON scanner when that scanner accepts it (a valid container ends exactly where the structural skip
+would stop); otherwise the general scanner and the structural skip below decide. Tests check both paths against
+each other and against the compiled twin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .errors import PayloadError
+from .flags import FLAG_BY_NAME, OPCODE_NAMES
+
+__all__ = ["scan_envelope", "EventFilter"]
+
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+_OPEN_BRACE, _OPEN_BRACKET, _CLOSE_BRACE = 0x7B, 0x5B, 0x7D
+
+#: Interning table: a known name maps to the one str object FLAG_BY_NAME holds.
+_INTERNED: dict[str, str] = {name: name for name in FLAG_BY_NAME}
+_UNKNOWN_FLAG = FLAG_BY_NAME["UNKNOWN"]
+_raw_decode = json.JSONDecoder().raw_decode
+
+_CANONICAL = re.compile(rb'\{"t":(?:null|"([A-Z0-9_]+)"),"s":(null|-?(?:0|[1-9][0-9]*)),"op":(-?(?:0|[1-9][0-9]*)),"d":')
+_OBJECT_START = re.compile(rb"[ \t\n\r]*\{[ \t\n\r]*(\}?)")
+#: One member up to its value: whitespace, the key (a JSON string, group 1 its raw text), whitespace, ':', whitespace.
+_MEMBER_KEY = re.compile(rb'[ \t\n\r]*"([^"\\]*(?:\\.[^"\\]*)*)"[ \t\n\r]*:[ \t\n\r]*', re.DOTALL)
+_AFTER_VALUE = re.compile(rb"[ \t\n\r]*([,}])")
+_TRAILING_WHITESPACE = re.compile(rb"[ \t\n\r]*")
+#: From just after an opening quote to just after the closing one (backslash escapes the next byte).
+_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: Inside a container: the next byte that matters for structure.
+_STRUCTURAL = re.compile(rb'[\\"{}\[\]]')
+#: A top-level scalar value: a run of the bytes numbers and literals are made of.
+_SCALAR = re.compile(rb"[0-9A-Za-z+\-.]+")
+_INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]*)")
+_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_SIMPLE_NAME = re.compile(rb"[\x20-\x21\x23-\x5b\x5d-\x7e]*")  # printable ASCII without quote and backslash
+
+
+def _error(message: str, payload: bytes) -> PayloadError:
+    return PayloadError(f"invalid gateway payload: {message}", payload)
+
+
+def _string_end(payload: bytes, opening_quote: int) -> int:
+    """Index just after the quote closing the string that opens at ``opening_quote``."""
+    match = _STRING_REST.match(payload, opening_quote + 1)
+    if match is None:
+        raise _error("unterminated string", payload)
+    return match.end()
+
+
+def _container_end(payload: bytes, opening: int) -> int:
+    """Index just after the ``}``/``]`` closing the container that opens at ``opening``.
+
+    Fast path: the stdlib's C JSON scanner on the payload read as Latin-1 (one character per byte, so its
+    character index is the byte index). When it accepts the container, the container is valid JSON and its end is
+    exactly where the structural skip would stop. When it refuses (invalid content, which the scan does not judge),
+    :func:`_structural_container_end` decides, as the compiled twin does.
+    """
+    try:
+        return _raw_decode(payload.decode("latin-1"), opening)[1]
+    except ValueError:
+        return _structural_container_end(payload, opening)
+
+
+def _structural_container_end(payload: bytes, opening: int) -> int:
+    """Index just after the ``}``/``]`` closing the container that opens at ``opening`` (structure only)."""
+    depth = 0
+    position = opening
+    search = _STRUCTURAL.search
+    while True:
+        match = search(payload, position)
+        if match is None:
+            raise _error("unterminated object or array", payload)
+        found = match.start()
+        byte = payload[found]
+        if byte == _QUOTE:
+            position = _string_end(payload, found)
+        elif byte == _BACKSLASH:
+            position = found + 2
+        elif byte == _OPEN_BRACE or byte == _OPEN_BRACKET:
+            depth += 1
+            position = found + 1
+        else:
+            depth -= 1
+            position = found + 1
+            if depth == 0:
+                return position
+
+
+def _value_end(payload: bytes, start: int) -> int:
+    """Index just after the top-level value starting at ``start`` (containers skipped, scalars checked)."""
+    if start >= len(payload):
+        raise _error("a value is missing", payload)
+    byte = payload[start]
+    if byte == _QUOTE:
+        return _string_end(payload, start)
+    if byte == _OPEN_BRACE or byte == _OPEN_BRACKET:
+        return _container_end(payload, start)
+    match = _SCALAR.match(payload, start)
+    if match is None:
+        raise _error(f"unexpected byte {bytes([byte])!r} at {start}", payload)
+    token = match.group()
+    if token not in (b"true", b"false", b"null") and _NUMBER.fullmatch(token) is None:
+        raise _error(f"invalid literal {token[:20]!r} at {start}", payload)
+    return match.end()
+
+
+_ENVELOPE_KEYS = {"op": b"op", "s": b"s", "t": b"t", "d": b"d"}
+
+
+def _decode_key(payload: bytes, start: int, end: int) -> bytes:
+    """Decode a key written with escapes (start/end include the quotes): b"op"/b"s"/b"t"/b"d", or b"" for others."""
+    raw = payload[start + 1 : end - 1]
+    try:
+        key = json.loads(payload[start:end])
+    except ValueError as exc:
+        raise _error(f"invalid key {raw[:40]!r}: {exc}", payload) from None
+    return _ENVELOPE_KEYS.get(key, b"")
+
+
+def _parse_op(payload: bytes, start: int, end: int) -> int:
+    text = payload[start:end]
+    if _INTEGER.fullmatch(text) is not None:
+        return int(text)
+    value = _decode_value(payload, start, end)
+    if type(value) is not int:
+        raise _error(f"op is not an integer: {text[:20]!r}", payload)
+    return value
+
+
+def _parse_seq(payload: bytes, start: int, end: int) -> int | None:
+    text = payload[start:end]
+    if text == b"null":
+        return None
+    if _INTEGER.fullmatch(text) is not None:
+        return int(text)
+    value = _decode_value(payload, start, end)
+    if type(value) is not int:
+        raise _error(f"s is not an integer or null: {text[:20]!r}", payload)
+    return value
+
+
+def _parse_name(payload: bytes, start: int, end: int) -> str | None:
+    if payload[start] == _QUOTE and _SIMPLE_NAME.fullmatch(payload, start + 1, end - 1) is not None:
+        name = payload[start + 1 : end - 1].decode("ascii")
+    else:
+        if payload[start : end] == b"null":
+            return None
+        value = _decode_value(payload, start, end)
+        if type(value) is not str:
+            raise _error(f"t is not a string or null: {payload[start:end][:20]!r}", payload)
+        name = value
+    return _INTERNED.get(name, name)
+
+
+def _decode_value(payload: bytes, start: int, end: int) -> object:
+    """The slow path: let the JSON parser decode one value's own text."""
+    try:
+        return json.loads(payload[start:end])
+    except ValueError as exc:
+        raise _error(f"undecodable value {payload[start:end][:40]!r}: {exc}", payload) from None
+
+
+def _scan_canonical(payload: bytes) -> tuple[int, int | None, str | None, int, int] | None:
+    """Fast path for the exact shape Discord sends, ``{"t":..,"s":..,"op":..,"d":..}`` with no whitespace.
+
+    Not a guess: the regex pins down the whole envelope before ``d``, and the JSON scanner proves that ``d`` is one
+    valid value ending just before the final ``}``. Anything else returns None and the general scanner decides.
+    """
+    match = _CANONICAL.match(payload)
+    if match is None or payload[-1] != _CLOSE_BRACE:
+        return None
+    d_start = match.end()
+    d_end = len(payload) - 1
+    if payload[d_start] == _OPEN_BRACE or payload[d_start] == _OPEN_BRACKET:
+        try:
+            if _raw_decode(payload.decode("latin-1"), d_start)[1] != d_end:
+                return None
+        except ValueError:
+            return None
+    elif payload[d_start:d_end] != b"null":  # other scalars: the general scanner checks them (json accepts NaN)
+        return None
+    name_text, seq_text, op_text = match.groups()
+    name = None if name_text is None else _INTERNED.get(name_text.decode("ascii")) or name_text.decode("ascii")
+    return int(op_text), None if seq_text == b"null" else int(seq_text), name, d_start, d_end
+
+
+def scan_envelope(payload: bytes) -> tuple[int, int | None, str | None, int, int]:
+    """Return ``(op, s, t, d_start, d_end)``; ``payload[d_start:d_end]`` is the raw JSON of ``d``.
+
+    ``d_start == d_end == -1`` when ``d`` is absent. ``t`` is interned for the names in ``FLAG_BY_NAME``.
+    Raises PayloadError (with ``.payload``) for invalid JSON structure, a non-object, a missing or non-integer
+    ``op``, a non-integer ``s`` or a non-string ``t``; TypeError if ``payload`` is not bytes.
+    """
+    if type(payload) is not bytes:
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    canonical = _scan_canonical(payload)
+    if canonical is not None:
+        return canonical
+    return _scan_general(payload)
+
+
+def _scan_general(payload: bytes) -> tuple[int, int | None, str | None, int, int]:
+    """The scanner for any envelope (see the module docstring); :func:`scan_envelope` without its fast path."""
+    match = _OBJECT_START.match(payload)
+    if match is None:
+        raise _error("not a JSON object", payload)
+    op_span = s_span = t_span = None
+    d_start = d_end = -1
+    position = match.end()
+    if not match.group(1):  # not the empty object
+        while True:
+            match = _MEMBER_KEY.match(payload, position)
+            if match is None:
+                raise _error(f"expected a key and ':' at {position}", payload)
+            key = match.group(1)
+            if _BACKSLASH in key:
+                key = _decode_key(payload, match.start(1) - 1, match.end(1) + 1)
+            value_start = match.end()
+            value_end = _value_end(payload, value_start)
+            if key == b"d":
+                d_start, d_end = value_start, value_end
+            elif key == b"op":
+                op_span = (value_start, value_end)
+            elif key == b"s":
+                s_span = (value_start, value_end)
+            elif key == b"t":
+                t_span = (value_start, value_end)
+            match = _AFTER_VALUE.match(payload, value_end)
+            if match is None:
+                raise _error(f"expected ',' or '}}' at {value_end}", payload)
+            position = match.end()
+            if match.group(1) == b"}":
+                break
+    if _TRAILING_WHITESPACE.fullmatch(payload, position) is None:
+        raise _error(f"trailing data at {position}", payload)
+    if op_span is None:
+        raise _error("op is missing", payload)
+    op = _parse_op(payload, *op_span)
+    seq = _parse_seq(payload, *s_span) if s_span is not None else None
+    name = _parse_name(payload, *t_span) if t_span is not None else None
+    return op, seq, name, d_start, d_end
+
+
+class EventFilter:
+    """Decides from the envelope alone whether an event is wanted, so unwanted ones are never JSON-parsed.
+
+    ``wanted`` is an :class:`gateway.flags.EventTypeFlags` value (or int). The per-name decision is computed once here.
+    """
+
+    __slots__ = ("_wanted", "_wanted_by_name", "_unknown_wanted")
+
+    def __init__(self, wanted: int) -> None:
+        self._wanted: int = int(wanted)
+        self._wanted_by_name: dict[str, bool] = {name: bool(flag & self._wanted) for name, flag in FLAG_BY_NAME.items()}
+        self._unknown_wanted: bool = bool(_UNKNOWN_FLAG & self._wanted)
+
+    @property
+    def wanted(self) -> int:
+        """The wanted flags as a plain int (read-only: build a new filter to change it)."""
+        return self._wanted
+
+    def scan(self, payload: bytes) -> tuple[int, int | None, str, int, int, bool]:
+        """Return ``(op, s, name, d_start, d_end, is_wanted)``; same errors as :func:`scan_envelope`.
+
+        ``name`` is ``t`` for op 0 (an unknown name is passed through and counts as UNKNOWN; a dispatch without
+        ``t`` is named "UNKNOWN"), the GATEWAY_* name for ops 1, 7, 9, 10, 11, and "UNKNOWN" for any other op.
+        """
+        op, seq, name, d_start, d_end = scan_envelope(payload)
+        if op != 0 or name is None:
+            name = OPCODE_NAMES.get(op, "UNKNOWN")
+        wanted = self._wanted_by_name.get(name)
+        if wanted is None:
+            wanted = self._unknown_wanted
+        return op, seq, name, d_start, d_end, wanted
+
+    def __repr__(self) -> str:
+        return f"EventFilter(wanted={self._wanted:#x})"

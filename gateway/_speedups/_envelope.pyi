@@ -1,0 +1,13 @@
+"""Type stub for the compiled envelope twin; mirrors ``gateway/_envelope_py.py``."""
+
+from __future__ import annotations
+
+__all__ = ["scan_envelope", "EventFilter"]
+
+def scan_envelope(payload: bytes) -> tuple[int, int | None, str | None, int, int]: ...
+
+class EventFilter:
+    def __init__(self, wanted: int) -> None: ...
+    @property
+    def wanted(self) -> int: ...
+    def scan(self, payload: bytes) -> tuple[int, int | None, str, int, int, bool]: ...

@@ -1,0 +1,615 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Envelope scan and event filter, compiled twin of ``gateway/_envelope_py.py`` (same names, behaviour and errors).
+
+The top-level object is scanned byte by byte (it has a handful of keys); the value of ``d`` (and of any other
+container) is skipped 64 bytes at a time with bit masks (AVX2 when the CPU has AVX2/POPCNT/BMI, checked once
+at import; else SSE2, or plain C off x86): quotes, backslashes, ``{``/``[`` and ``}``/``]``
+become 64-bit masks, escaped bytes are removed, a prefix XOR of the quotes gives the in-string mask, and the
+bracket depth is only walked bit by bit in a block where it could return to zero. The semantics are exactly the
+pure twin's: a backslash escapes the byte after it, quotes toggle strings, brackets count outside strings.
+Known ``t`` names are found in a small C hash table and returned as the interned ``FLAG_BY_NAME`` key, so no
+string is allocated for them. Measured (2026-11-28, this 2-core Xeon, timeit medians of 7): 885-byte MESSAGE_CREATE
+180 ns with AVX2 (255 ns portable), ``{"op":11,...}`` 88 ns; the pure twin 4.9 us and 0.7 us.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.string cimport memcmp, memcpy
+
+import json
+
+from gateway.errors import PayloadError
+from gateway.flags import FLAG_BY_NAME, OPCODE_NAMES
+
+__all__ = ["scan_envelope", "EventFilter"]
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+    #include <emmintrin.h>
+    #define GW_HAVE_SSE2 1
+    #endif
+
+    #if defined(__GNUC__) || defined(__clang__)
+    #define GW_POPCOUNT(x) __builtin_popcountll(x)
+    #define GW_CTZ(x) __builtin_ctzll(x)
+    #else
+    static int GW_POPCOUNT(uint64_t x) { int n = 0; while (x) { x &= x - 1; n++; } return n; }
+    static int GW_CTZ(uint64_t x) { int n = 0; while (!(x & 1)) { x >>= 1; n++; } return n; }
+    #endif
+
+    /* Bit i of each mask is set when block[i] is a quote, a backslash, '{' or '[', '}' or ']'. */
+    static inline void gw_block_masks(const unsigned char *block, uint64_t *quotes, uint64_t *backslashes,
+                                      uint64_t *opens, uint64_t *closes) {
+    #ifdef GW_HAVE_SSE2
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\\\');
+        const __m128i open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}'), case_bit = _mm_set1_epi8(0x20);
+        uint64_t q = 0, b = 0, o = 0, c = 0;
+        for (int i = 0; i < 4; i++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(block + 16 * i));
+            __m128i folded = _mm_or_si128(v, case_bit);  /* '[' -> '{', ']' -> '}' and nothing else maps there */
+            q |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) << (16 * i);
+            b |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) << (16 * i);
+            o |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(folded, open)) << (16 * i);
+            c |= (uint64_t)(uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(folded, close)) << (16 * i);
+        }
+        *quotes = q; *backslashes = b; *opens = o; *closes = c;
+    #else
+        uint64_t q = 0, b = 0, o = 0, c = 0;
+        for (int i = 0; i < 64; i++) {
+            unsigned char ch = block[i];
+            uint64_t bit = (uint64_t)1 << i;
+            if (ch == '"') q |= bit;
+            else if (ch == '\\\\') b |= bit;
+            else if (ch == '{' || ch == '[') o |= bit;
+            else if (ch == '}' || ch == ']') c |= bit;
+        }
+        *quotes = q; *backslashes = b; *opens = o; *closes = c;
+    #endif
+    }
+
+    static inline uint64_t gw_prefix_xor(uint64_t x) {
+        x ^= x << 1; x ^= x << 2; x ^= x << 4; x ^= x << 8; x ^= x << 16; x ^= x << 32;
+        return x;
+    }
+
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define GW_HAVE_AVX2_VARIANT 1
+    #include <immintrin.h>
+    /* The same masks with two 32-byte AVX2 compares per kind; only called after a CPU check. */
+    __attribute__((target("avx2"))) static inline void gw_block_masks_avx2(
+            const unsigned char *block, uint64_t *quotes, uint64_t *backslashes, uint64_t *opens, uint64_t *closes) {
+        const __m256i quote = _mm256_set1_epi8('"'), backslash = _mm256_set1_epi8('\\\\');
+        const __m256i open = _mm256_set1_epi8('{'), close = _mm256_set1_epi8('}'), case_bit = _mm256_set1_epi8(0x20);
+        __m256i low = _mm256_loadu_si256((const __m256i *)block);
+        __m256i high = _mm256_loadu_si256((const __m256i *)(block + 32));
+        __m256i low_folded = _mm256_or_si256(low, case_bit), high_folded = _mm256_or_si256(high, case_bit);
+        #define GW_MASK64(LO, HI, NEEDLE) \\
+            ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(LO, NEEDLE)) | \\
+             ((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(HI, NEEDLE)) << 32))
+        *quotes = GW_MASK64(low, high, quote);
+        *backslashes = GW_MASK64(low, high, backslash);
+        *opens = GW_MASK64(low_folded, high_folded, open);
+        *closes = GW_MASK64(low_folded, high_folded, close);
+        #undef GW_MASK64
+    }
+    #endif
+
+    /* Index just after the '}' / ']' closing the container that opens at data[start], or -1 if it never closes.
+       `wide` is a constant at each call site: 1 = AVX2 masks (the caller is compiled for AVX2 and POPCNT). */
+    static inline __attribute__((always_inline)) Py_ssize_t gw_container_end_impl(
+            const unsigned char *data, Py_ssize_t size, Py_ssize_t start, const int wide) {
+        unsigned char tail[64];
+        uint64_t in_string_carry = 0;   /* all ones when the previous block ended inside a string */
+        uint64_t escaped_carry = 0;     /* 1 when the first byte of this block is escaped */
+        Py_ssize_t depth = 0;
+        Py_ssize_t offset = start;
+        while (offset < size) {
+            const unsigned char *block = data + offset;
+            if (size - offset < 64) {
+                memset(tail, ' ', 64);
+                memcpy(tail, block, (size_t)(size - offset));
+                block = tail;
+            }
+            uint64_t quotes, backslashes, opens, closes;
+    #ifdef GW_HAVE_AVX2_VARIANT
+            if (wide) gw_block_masks_avx2(block, &quotes, &backslashes, &opens, &closes);
+            else
+    #endif
+            gw_block_masks(block, &quotes, &backslashes, &opens, &closes);
+            uint64_t escaped = escaped_carry;
+            escaped_carry = 0;
+            if (backslashes) {
+                uint64_t pending = backslashes & ~escaped;
+                while (pending) {
+                    int i = GW_CTZ(pending);
+                    if (i == 63) {
+                        escaped_carry = 1;
+                        pending = 0;
+                    } else {
+                        uint64_t next = (uint64_t)1 << (i + 1);
+                        escaped |= next;
+                        pending &= ~(((uint64_t)1 << i) | next);
+                    }
+                }
+            }
+            quotes &= ~escaped;
+            uint64_t in_string = gw_prefix_xor(quotes) ^ in_string_carry;
+            in_string_carry = (uint64_t)((int64_t)in_string >> 63);
+            uint64_t outside = ~(in_string | escaped);
+            opens &= outside;
+            closes &= outside;
+            if ((Py_ssize_t)GW_POPCOUNT(closes) < depth) {
+                depth += (Py_ssize_t)GW_POPCOUNT(opens) - (Py_ssize_t)GW_POPCOUNT(closes);
+            } else {
+                uint64_t brackets = opens | closes;
+                while (brackets) {
+                    int i = GW_CTZ(brackets);
+                    if (opens & ((uint64_t)1 << i)) {
+                        depth++;
+                    } else if (--depth == 0) {
+                        return offset + i + 1;
+                    }
+                    brackets &= brackets - 1;
+                }
+            }
+            offset += 64;
+        }
+        return -1;
+    }
+
+    static Py_ssize_t gw_container_end_portable(const unsigned char *data, Py_ssize_t size, Py_ssize_t start) {
+        return gw_container_end_impl(data, size, start, 0);
+    }
+
+    #ifdef GW_HAVE_AVX2_VARIANT
+    __attribute__((target("avx2,popcnt,bmi"))) static Py_ssize_t gw_container_end_avx2(
+            const unsigned char *data, Py_ssize_t size, Py_ssize_t start) {
+        return gw_container_end_impl(data, size, start, 1);
+    }
+    #endif
+
+    static Py_ssize_t (*gw_container_end)(const unsigned char *, Py_ssize_t, Py_ssize_t) = gw_container_end_portable;
+
+    /* Pick the variant: 1 = AVX2 (when the CPU has it and `allow_wide`), 0 = portable. Returns the choice. */
+    static int gw_select_variant(int allow_wide) {
+        gw_container_end = gw_container_end_portable;
+    #ifdef GW_HAVE_AVX2_VARIANT
+        __builtin_cpu_init();
+        if (allow_wide && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi")) {
+            gw_container_end = gw_container_end_avx2;
+            return 1;
+        }
+    #endif
+        return 0;
+    }
+    """
+    Py_ssize_t gw_container_end(const unsigned char *data, Py_ssize_t size, Py_ssize_t start) nogil
+    int gw_select_variant(int allow_wide) nogil
+
+
+cdef enum:
+    QUOTE = 0x22
+    BACKSLASH = 0x5C
+    OPEN_BRACE = 0x7B
+    CLOSE_BRACE = 0x7D
+    OPEN_BRACKET = 0x5B
+    CLOSE_BRACKET = 0x5D
+    COLON = 0x3A
+    COMMA = 0x2C
+    TABLE_SIZE = 256
+    MAX_NAME = 64
+    MAX_OPCODE = 64
+
+
+# ---- interned names: a small open-addressing table from raw ASCII bytes to the FLAG_BY_NAME key ----
+
+cdef struct NameSlot:
+    Py_ssize_t length          # 0 = empty slot
+    int index                  # position in _NAMES / _FLAGS
+    char text[MAX_NAME]
+
+cdef NameSlot _slots[TABLE_SIZE]
+cdef tuple _NAMES = tuple(FLAG_BY_NAME)
+cdef tuple _FLAGS = tuple(FLAG_BY_NAME.values())
+cdef int _NAME_COUNT = len(_NAMES)
+cdef int _UNKNOWN_INDEX = _NAMES.index("UNKNOWN")
+cdef int _opcode_index[MAX_OPCODE]
+cdef dict _INTERNED = {name: name for name in _NAMES}
+
+
+cdef inline unsigned int _hash_name(const unsigned char *text, Py_ssize_t length) noexcept nogil:
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t i
+    for i in range(length):
+        h = (h ^ text[i]) * 16777619u
+    return h
+
+
+cdef int _lookup_name(const unsigned char *text, Py_ssize_t length) noexcept nogil:
+    """Index of the known name ``text[:length]``, or -1."""
+    if length <= 0 or length >= MAX_NAME:
+        return -1
+    cdef unsigned int slot = _hash_name(text, length) % TABLE_SIZE
+    while _slots[slot].length != 0:
+        if _slots[slot].length == length and memcmp(_slots[slot].text, text, length) == 0:
+            return _slots[slot].index
+        slot = (slot + 1) % TABLE_SIZE
+    return -1
+
+
+cdef void _build_tables() except *:
+    cdef int index
+    cdef bytes encoded
+    cdef unsigned int slot
+    cdef Py_ssize_t length
+    assert len(_NAMES) < TABLE_SIZE // 2
+    for index in range(_NAME_COUNT):
+        encoded = (<str>_NAMES[index]).encode("ascii")
+        length = len(encoded)
+        assert 0 < length < MAX_NAME
+        slot = _hash_name(<const unsigned char *>PyBytes_AS_STRING(encoded), length) % TABLE_SIZE
+        while _slots[slot].length != 0:
+            slot = (slot + 1) % TABLE_SIZE
+        _slots[slot].length = length
+        _slots[slot].index = index
+        memcpy(_slots[slot].text, PyBytes_AS_STRING(encoded), length)
+    for index in range(MAX_OPCODE):
+        _opcode_index[index] = _UNKNOWN_INDEX
+    for opcode, name in OPCODE_NAMES.items():
+        _opcode_index[opcode] = _NAMES.index(name)
+
+
+_build_tables()
+
+#: Which structural skip runs: "avx2" (chosen at import when the CPU has AVX2/POPCNT/BMI) or "portable" (SSE2 or C).
+_SKIP_VARIANT: str = "avx2" if gw_select_variant(1) else "portable"
+
+
+def _select_skip_variant(allow_wide: bool) -> str:
+    """Testing hook: switch between the AVX2 and the portable structural skip; returns the variant now in use."""
+    global _SKIP_VARIANT
+    _SKIP_VARIANT = "avx2" if gw_select_variant(1 if allow_wide else 0) else "portable"
+    return _SKIP_VARIANT
+
+
+# ---- the scanner ----
+
+cdef struct Spans:
+    Py_ssize_t op_start, op_end, s_start, s_end, t_start, t_end, d_start, d_end
+
+
+cdef object _error(str message, bytes payload):
+    return PayloadError(f"invalid gateway payload: {message}", payload)
+
+
+cdef inline Py_ssize_t _skip_whitespace(const unsigned char *data, Py_ssize_t size, Py_ssize_t position) noexcept nogil:
+    cdef unsigned char c
+    while position < size:
+        c = data[position]
+        if c != 0x20 and c != 0x0A and c != 0x0D and c != 0x09:
+            break
+        position += 1
+    return position
+
+
+cdef Py_ssize_t _string_end(const unsigned char *data, Py_ssize_t size, Py_ssize_t opening, bytes payload) except -1:
+    cdef Py_ssize_t position = opening + 1
+    cdef unsigned char c
+    while position < size:
+        c = data[position]
+        if c == QUOTE:
+            return position + 1
+        position += 2 if c == BACKSLASH else 1
+    raise _error("unterminated string", payload)
+
+
+cdef inline bint _is_scalar_byte(unsigned char c) noexcept nogil:
+    return ((c >= 0x30 and c <= 0x39) or (c >= 0x41 and c <= 0x5A) or (c >= 0x61 and c <= 0x7A)
+            or c == 0x2B or c == 0x2D or c == 0x2E)
+
+
+cdef bint _is_number(const unsigned char *text, Py_ssize_t length) noexcept nogil:
+    """True when text is a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?"""
+    cdef Py_ssize_t i = 0, digits_start
+    if i < length and text[i] == 0x2D:
+        i += 1
+    if i >= length:
+        return False
+    if text[i] == 0x30:
+        i += 1
+    elif 0x31 <= text[i] <= 0x39:
+        while i < length and 0x30 <= text[i] <= 0x39:
+            i += 1
+    else:
+        return False
+    if i < length and text[i] == 0x2E:
+        i += 1
+        digits_start = i
+        while i < length and 0x30 <= text[i] <= 0x39:
+            i += 1
+        if i == digits_start:
+            return False
+    if i < length and (text[i] == 0x65 or text[i] == 0x45):
+        i += 1
+        if i < length and (text[i] == 0x2B or text[i] == 0x2D):
+            i += 1
+        digits_start = i
+        while i < length and 0x30 <= text[i] <= 0x39:
+            i += 1
+        if i == digits_start:
+            return False
+    return i == length
+
+
+cdef Py_ssize_t _value_end(const unsigned char *data, Py_ssize_t size, Py_ssize_t start, bytes payload) except -1:
+    cdef unsigned char c
+    cdef Py_ssize_t end, length
+    if start >= size:
+        raise _error("a value is missing", payload)
+    c = data[start]
+    if c == QUOTE:
+        return _string_end(data, size, start, payload)
+    if c == OPEN_BRACE or c == OPEN_BRACKET:
+        end = gw_container_end(data, size, start)
+        if end < 0:
+            raise _error("unterminated object or array", payload)
+        return end
+    end = start
+    while end < size and _is_scalar_byte(data[end]):
+        end += 1
+    if end == start:
+        raise _error(f"unexpected byte {bytes([c])!r} at {start}", payload)
+    length = end - start
+    if length == 4 and (memcmp(data + start, b"true", 4) == 0 or memcmp(data + start, b"null", 4) == 0):
+        return end
+    if length == 5 and memcmp(data + start, b"false", 5) == 0:
+        return end
+    if not _is_number(data + start, length):
+        raise _error(f"invalid literal {payload[start:min(end, start + 20)]!r} at {start}", payload)
+    return end
+
+
+cdef int _key_kind(const unsigned char *data, Py_ssize_t start, Py_ssize_t end, bytes payload) except -1:
+    """0 = other key, 1 = op, 2 = s, 3 = t, 4 = d (start/end include the quotes)."""
+    cdef Py_ssize_t length = end - start - 2
+    cdef const unsigned char *text = data + start + 1
+    cdef Py_ssize_t i
+    for i in range(length):
+        if text[i] == BACKSLASH:
+            return _escaped_key_kind(payload, start, end)
+    if length == 1:
+        if text[0] == 0x64:
+            return 4
+        if text[0] == 0x74:
+            return 3
+        if text[0] == 0x73:
+            return 2
+    elif length == 2 and text[0] == 0x6F and text[1] == 0x70:
+        return 1
+    return 0
+
+
+cdef int _escaped_key_kind(bytes payload, Py_ssize_t start, Py_ssize_t end) except -1:
+    try:
+        key = json.loads(payload[start:end])
+    except ValueError as exc:
+        raise _error(f"invalid key {payload[start + 1:end - 1][:40]!r}: {exc}", payload) from None
+    return {"op": 1, "s": 2, "t": 3, "d": 4}.get(key, 0)
+
+
+cdef int _scan_spans(bytes payload, Spans *spans) except -1:
+    cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef Py_ssize_t position, key_end, value_start, value_end
+    cdef int kind
+    spans.op_start = spans.s_start = spans.t_start = spans.d_start = -1
+    spans.op_end = spans.s_end = spans.t_end = spans.d_end = -1
+    position = _skip_whitespace(data, size, 0)
+    if position >= size or data[position] != OPEN_BRACE:
+        raise _error("not a JSON object", payload)
+    position = _skip_whitespace(data, size, position + 1)
+    if position < size and data[position] == CLOSE_BRACE:
+        position += 1
+    else:
+        while True:
+            if position >= size or data[position] != QUOTE:
+                raise _error(f"expected a key at {position}", payload)
+            key_end = _string_end(data, size, position, payload)
+            kind = _key_kind(data, position, key_end, payload)
+            position = _skip_whitespace(data, size, key_end)
+            if position >= size or data[position] != COLON:
+                raise _error(f"expected ':' at {position}", payload)
+            value_start = _skip_whitespace(data, size, position + 1)
+            value_end = _value_end(data, size, value_start, payload)
+            if kind == 4:
+                spans.d_start = value_start
+                spans.d_end = value_end
+            elif kind == 1:
+                spans.op_start = value_start
+                spans.op_end = value_end
+            elif kind == 2:
+                spans.s_start = value_start
+                spans.s_end = value_end
+            elif kind == 3:
+                spans.t_start = value_start
+                spans.t_end = value_end
+            position = _skip_whitespace(data, size, value_end)
+            if position < size and data[position] == COMMA:
+                position = _skip_whitespace(data, size, position + 1)
+                continue
+            if position < size and data[position] == CLOSE_BRACE:
+                position += 1
+                break
+            raise _error(f"expected ',' or '}}' at {position}", payload)
+    if _skip_whitespace(data, size, position) != size:
+        raise _error(f"trailing data at {position}", payload)
+    if spans.op_start < 0:
+        raise _error("op is missing", payload)
+    return 0
+
+
+cdef inline bint _small_integer(const unsigned char *text, Py_ssize_t length, long long *value) noexcept nogil:
+    """Parse -?(0|[1-9][0-9]*) of at most 18 digits; False when the text is anything else."""
+    cdef Py_ssize_t i = 0
+    cdef bint negative = False
+    cdef long long result = 0
+    if length > 0 and text[0] == 0x2D:
+        negative = True
+        i = 1
+    if i >= length or length - i > 18:
+        return False
+    if text[i] == 0x30 and length - i > 1:
+        return False
+    while i < length:
+        if text[i] < 0x30 or text[i] > 0x39:
+            return False
+        result = result * 10 + (text[i] - 0x30)
+        i += 1
+    value[0] = -result if negative else result
+    return True
+
+
+cdef object _decode_value(bytes payload, Py_ssize_t start, Py_ssize_t end):
+    try:
+        return json.loads(payload[start:end])
+    except ValueError as exc:
+        raise _error(f"undecodable value {payload[start:end][:40]!r}: {exc}", payload) from None
+
+
+cdef object _parse_op(bytes payload, const unsigned char *data, Py_ssize_t start, Py_ssize_t end):
+    cdef long long value
+    if _small_integer(data + start, end - start, &value):
+        return value
+    result = _decode_value(payload, start, end)
+    if type(result) is not int:
+        raise _error(f"op is not an integer: {payload[start:end][:20]!r}", payload)
+    return result
+
+
+cdef object _parse_seq(bytes payload, const unsigned char *data, Py_ssize_t start, Py_ssize_t end):
+    cdef long long value
+    if start < 0:
+        return None
+    if _small_integer(data + start, end - start, &value):
+        return value
+    if end - start == 4 and memcmp(data + start, b"null", 4) == 0:
+        return None
+    result = _decode_value(payload, start, end)
+    if type(result) is not int:
+        raise _error(f"s is not an integer or null: {payload[start:end][:20]!r}", payload)
+    return result
+
+
+cdef int _name_index(const unsigned char *data, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    """Index of a known, plainly written t (a quoted string of printable ASCII, no escapes), else -1."""
+    if data[start] != QUOTE:
+        return -1
+    return _lookup_name(data + start + 1, end - start - 2)
+
+
+cdef object _parse_name(bytes payload, const unsigned char *data, Py_ssize_t start, Py_ssize_t end):
+    """t as a str (interned when known), or None; the slow path decodes escapes and non-ASCII with json."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    cdef bint plain = True
+    if start < 0:
+        return None
+    if data[start] == QUOTE:
+        for i in range(start + 1, end - 1):
+            c = data[i]
+            if c < 0x20 or c > 0x7E or c == BACKSLASH:
+                plain = False
+                break
+        if plain:
+            name = PyUnicode_DecodeASCII(<const char *>data + start + 1, end - start - 2, NULL)
+            return _INTERNED.get(name, name)
+    elif end - start == 4 and memcmp(data + start, b"null", 4) == 0:
+        return None
+    value = _decode_value(payload, start, end)
+    if type(value) is not str:
+        raise _error(f"t is not a string or null: {payload[start:end][:20]!r}", payload)
+    return _INTERNED.get(value, value)
+
+
+def scan_envelope(payload: bytes) -> tuple:
+    """Return ``(op, s, t, d_start, d_end)``; ``payload[d_start:d_end]`` is the raw JSON of ``d``.
+
+    ``d_start == d_end == -1`` when ``d`` is absent. ``t`` is interned for the names in ``FLAG_BY_NAME``.
+    Raises PayloadError (with ``.payload``) for invalid JSON structure, a non-object, a missing or non-integer
+    ``op``, a non-integer ``s`` or a non-string ``t``; TypeError if ``payload`` is not bytes.
+    """
+    cdef Spans spans
+    cdef int index
+    if type(payload) is not bytes:
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    _scan_spans(payload, &spans)
+    cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
+    op = _parse_op(payload, data, spans.op_start, spans.op_end)
+    seq = _parse_seq(payload, data, spans.s_start, spans.s_end)
+    if spans.t_start >= 0:
+        index = _name_index(data, spans.t_start, spans.t_end)
+        name = _NAMES[index] if index >= 0 else _parse_name(payload, data, spans.t_start, spans.t_end)
+    else:
+        name = None
+    return op, seq, name, spans.d_start, spans.d_end
+
+
+cdef class EventFilter:
+    """Decides from the envelope alone whether an event is wanted, so unwanted ones are never JSON-parsed.
+
+    ``wanted`` is an :class:`gateway.flags.EventTypeFlags` value (or int). The per-name decision is computed once here.
+    """
+
+    cdef object _wanted
+    cdef unsigned char _wanted_by_index[TABLE_SIZE]
+    cdef dict _wanted_by_name
+
+    def __init__(self, wanted: int) -> None:
+        cdef int index
+        self._wanted = int(wanted)
+        self._wanted_by_name = {}
+        for index in range(_NAME_COUNT):
+            self._wanted_by_index[index] = 1 if (_FLAGS[index] & self._wanted) else 0
+            self._wanted_by_name[_NAMES[index]] = bool(self._wanted_by_index[index])
+
+    @property
+    def wanted(self) -> int:
+        """The wanted flags as a plain int (read-only: build a new filter to change it)."""
+        return self._wanted
+
+    def scan(self, payload: bytes) -> tuple:
+        """Return ``(op, s, name, d_start, d_end, is_wanted)``; same errors as :func:`scan_envelope`.
+
+        ``name`` is ``t`` for op 0 (an unknown name is passed through and counts as UNKNOWN; a dispatch without
+        ``t`` is named "UNKNOWN"), the GATEWAY_* name for ops 1, 7, 9, 10, 11, and "UNKNOWN" for any other op.
+        """
+        cdef Spans spans
+        cdef int index = -1
+        cdef long long opcode
+        cdef bint wanted
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        _scan_spans(payload, &spans)
+        cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
+        cdef bint plain_op = _small_integer(data + spans.op_start, spans.op_end - spans.op_start, &opcode)
+        op = opcode if plain_op else _parse_op(payload, data, spans.op_start, spans.op_end)
+        seq = _parse_seq(payload, data, spans.s_start, spans.s_end)
+        if spans.t_start >= 0:
+            index = _name_index(data, spans.t_start, spans.t_end)
+            name = _NAMES[index] if index >= 0 else _parse_name(payload, data, spans.t_start, spans.t_end)
+        else:
+            name = None
+        if not plain_op or opcode != 0 or name is None:
+            index = _opcode_index[opcode] if plain_op and 0 <= opcode < MAX_OPCODE else _UNKNOWN_INDEX
+            name = _NAMES[index]
+        if index >= 0:
+            wanted = self._wanted_by_index[index]
+        else:  # an unknown name, or a known one spelled with escapes (slow path)
+            wanted = self._wanted_by_name.get(name, self._wanted_by_index[_UNKNOWN_INDEX])
+        return op, seq, name, spans.d_start, spans.d_end, wanted
+
+    def __repr__(self) -> str:
+        return f"EventFilter(wanted={self._wanted:#x})"
