@@ -29,12 +29,15 @@ from .errors import (
 from .event import Event
 from .flags import EventTypeFlags, Intents
 from .models import Latency, Session, ShardId, ShardStatus
+from .ratelimit import IdentifyQueue
+from .shard import Shard
 
 
 __version__ = "0.1.0"
 
 __all__ = [
-
+    "Shard",
+    "IdentifyQueue",
     "ShardId",
     "ShardStatus",
     "Session",

@@ -1,0 +1,80 @@
+"""The receive path: one websocket message in, one scanned gateway payload (or nothing yet) out.
+
+This is the exact code the :class:`~gateway.shard.Shard` runs for every message it receives, kept apart from the
+driver so that the benchmark suite (``bench/``) measures the real path without a socket. It chains the selected twins:
+``_inflate`` (transport compression) and ``_envelope`` (envelope scan + event-type filter). JSON is not parsed here:
+``d`` is decoded only when a user reads :attr:`gateway.event.Event.data`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType
+
+from . import _envelope, _inflate
+from ._inflate import DEFAULT_MAX_INFLATED_SIZE
+from .flags import EventTypeFlags
+
+__all__ = ["Receiver", "Scanned"]
+
+#: ``(op, seq, name, payload, d_start, d_end, wanted)`` for one complete gateway payload.
+Scanned = tuple[int, "int | None", str, bytes, int, int, bool]
+
+
+class Receiver:
+    """Turns websocket messages of one connection into scanned gateway payloads.
+
+    ``feed(message, compressed)`` returns a :data:`Scanned` tuple, or None while a zlib-stream payload is incomplete.
+    Raises :class:`~gateway.errors.CompressionError` (corrupt stream or one payload over ``max_inflated_size``; the
+    connection must then be replaced and :meth:`reset` called) or :class:`~gateway.errors.PayloadError` (the payload
+    is not a gateway envelope; skip it, the stream is still good).
+
+    ``twins`` (tests and benchmarks) picks the twin modules: ``{"inflate": module, "envelope": module}``; by default
+    the selectors' choice.
+    """
+
+    __slots__ = ("compression", "_inflater", "_inflate", "_scan", "_filter", "_event_filter_type")
+
+    def __init__(
+        self,
+        compression: str | None,
+        wanted: int = EventTypeFlags.all(),
+        *,
+        max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
+        twins: Mapping[str, ModuleType] | None = None,
+    ) -> None:
+        inflate_module = (twins or {}).get("inflate", _inflate)
+        envelope_module = (twins or {}).get("envelope", _envelope)
+        self.compression = compression
+        self._inflater = inflate_module.make_inflater(compression, max_inflated_size)
+        self._inflate = self._inflater.feed if self._inflater is not None else None
+        self._event_filter_type = envelope_module.EventFilter
+        self._filter = self._event_filter_type(int(wanted))
+        self._scan = self._filter.scan
+
+    @property
+    def wanted(self) -> int:
+        """The event types :meth:`feed` marks as wanted."""
+        return self._filter.wanted
+
+    @wanted.setter
+    def wanted(self, flags: int) -> None:
+        self._filter = self._event_filter_type(int(flags))
+        self._scan = self._filter.scan
+
+    def reset(self) -> None:
+        """Start a new connection: a fresh decompression context, nothing buffered."""
+        if self._inflater is not None:
+            self._inflater.reset()
+
+    def feed(self, message: bytes, compressed: bool = True) -> Scanned | None:
+        """Process one websocket message (``compressed=False`` for a text message, which is never compressed)."""
+        inflate = self._inflate
+        if inflate is not None and compressed:
+            payload = inflate(message)
+            if payload is None:
+                return None
+        else:
+            payload = message
+        op, seq, name, d_start, d_end, wanted = self._scan(payload)
+        return op, seq, name, payload, d_start, d_end, wanted
