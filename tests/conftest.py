@@ -89,3 +89,9 @@ def inflate(impl: Impl) -> ModuleType:
 @pytest.fixture(scope="session")
 def envelope(impl: Impl) -> ModuleType:
     return impl.load("envelope")
+
+
+@pytest.fixture(scope="session")
+def twins(framing: ModuleType, inflate: ModuleType, envelope: ModuleType) -> dict[str, ModuleType]:
+    """The three twin modules of one implementation, as ``Shard(..., _twins=twins)`` and ``Receiver`` take them."""
+    return {"framing": framing, "inflate": inflate, "envelope": envelope}
