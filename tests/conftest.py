@@ -9,12 +9,20 @@ CI leg does, together with GATEWAY_NO_SPEEDUPS=1) to deselect them on purpose.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 HOT_MODULES = ("framing", "inflate", "envelope")
+
+# The benchmark package (bench/, not installed) is importable from tests even when they run against an installed
+# wheel from another directory; appended, so an installed gateway still wins over the checkout's.
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if _REPO_ROOT not in sys.path:
+    sys.path.append(_REPO_ROOT)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
