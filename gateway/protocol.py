@@ -506,6 +506,11 @@ class ShardProtocol:
         out, self._actions = self._actions, []
         return out
 
+    @property
+    def has_output(self) -> bool:
+        """True when ``data_to_send()`` or ``actions()`` has something (a cheap check for the driver's hot path)."""
+        return bool(self._outgoing) or bool(self._actions)
+
     def next_deadline(self) -> float | None:
         """Absolute time at which the driver must call ``handle_timer``; None = no timer needed."""
         phase = self._phase

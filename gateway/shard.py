@@ -459,7 +459,9 @@ class Shard:
             self._queue.append(Event(name, op, seq, payload, d_start, d_end))
             if self._waiter is not None:
                 self._wake()
-        self._pump()
+        # A plain dispatch changes no deadline; it can only release queued commands, which shows in has_output.
+        if op != 0 or proto.has_output or name == "READY" or name == "RESUMED":
+            self._pump()
 
     def _on_connection_close(self, code: int | None, reason: str) -> None:
         connection = self._connection
@@ -490,3 +492,21 @@ class Shard:
         if self._stopped_event is not None:
             self._stopped_event.set()
         self._wake()
+
+    def _attach_replay(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Benchmarks only (``bench/suite.py``): act as if a websocket had just opened, without a socket.
+
+        Binds the shard to ``loop`` (which need not be running), starts the protocol and reports the connection as
+        open, dropping the Connect action. The caller then feeds messages with ``_on_message(opcode, message)``:
+        HELLO (the identify-queue wait then runs as a task when ``loop`` runs), READY, then recorded frames.
+        """
+        self._loop = loop
+        self._stopped_event = asyncio.Event()
+        if self._identify_queue is None:
+            self._identify_queue = _default_identify_queue(loop)
+        self._started = True
+        self._proto.start(loop.time())
+        self._proto.actions()
+        self._receiver.reset()
+        self._proto.connection_opened(loop.time())
+        self._pump()
