@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ShardId", "Session", "Latency", "ShardStatus"]
+__all__ = ["ShardId", "Session", "Latency", "ShardStatus", "bucket"]
 
 
 def _require_int(value: object, what: str) -> int:
@@ -73,6 +73,29 @@ class ShardId:
 
     def __repr__(self) -> str:
         return f"ShardId({self._number}, {self._total})"
+
+
+def bucket(bucket_id: int, buckets: int, total: int) -> list[ShardId]:
+    """The shards of ``bucket_id`` when ``total`` shards are split into ``buckets`` consecutive ranges.
+
+    The first ``total % buckets`` buckets get one shard more, so the ranges differ in size by at most one
+    (twilight-gateway's ``bucket()``): ``bucket(0, 2, 25)`` is shards 0..12, ``bucket(1, 2, 25)`` shards 13..24.
+    With more buckets than shards the last buckets are empty. Raises TypeError for non-int arguments (bools are
+    refused), ValueError when ``buckets < 1``, ``total < 1`` or ``bucket_id`` is outside ``[0, buckets)``.
+    """
+    _require_int(bucket_id, "bucket_id")
+    _require_int(buckets, "buckets")
+    _require_int(total, "total")
+    if buckets < 1:
+        raise ValueError(f"buckets must be at least 1, got {buckets}")
+    if total < 1:
+        raise ValueError(f"total must be at least 1, got {total}")
+    if not 0 <= bucket_id < buckets:
+        raise ValueError(f"bucket_id must be in [0, {buckets}), got {bucket_id}")
+    size, extra = divmod(total, buckets)
+    start = bucket_id * size + min(extra, bucket_id)
+    end = start + size + (1 if bucket_id < extra else 0)
+    return [ShardId(number, total) for number in range(start, end)]
 
 
 class Session:

@@ -62,8 +62,10 @@ Actions:
 Decisions (documented because Discord's docs leave them open)
 =============================================================
 
-- Zombie rule: Discord's, not twilight's. When the next heartbeat is due and the previous one (interval beat or op-1
-  reply) has no ACK, the connection is zombied: ``Abort`` (no 1000/1001 close), keep the session, resume. Receiving
+- Zombie rule: Discord's, not twilight's. When the next interval heartbeat is due and no heartbeat ACK has arrived
+  since the previous interval heartbeat, the connection is zombied: ``Abort`` (no 1000/1001 close), keep the session,
+  resume. An op-1 reply sent just before the tick therefore cannot trip the check before its ACK had time to arrive,
+  and an ACK of an op-1 reply proves the connection alive as well. Receiving
   dispatches does not count as liveness: a gateway that streams events but never ACKs is broken by Discord's
   definition. A stalled event loop does not cause false positives in asyncio, which runs ready I/O callbacks before
   expired timers in the same loop iteration.
@@ -384,6 +386,8 @@ class ShardProtocol:
         self._identify_ready = False
         self._resume_pending = False
         self._latency = Latency()
+        self._beat_unacked = False  # an interval heartbeat went out and no ACK has arrived since (zombie check)
+        self._close_code_sent: int | None = None  # code of the Close we emitted for the connection being closed
         # queues
         self._commands: deque[bytes] = deque()
         self._outgoing: list[bytes] = []
@@ -580,7 +584,10 @@ class ShardProtocol:
             self._stop(None)
             logger.info("shard %s: closed by the user (code %s)", self._shard_id, self._user_close_code)
             return
-        if code in FATAL_CLOSE_CODES and not initiated_by_client:
+        # The code is ours (not the peer's) only for a close the connection layer started, or when it is the code of
+        # our own Close echoed back; a fatal code the peer sends in answer to our Close still ends the shard.
+        ours = initiated_by_client and (not we_closed or code == self._close_code_sent)
+        if code in FATAL_CLOSE_CODES and not ours:
             plan = CloseAction.FATAL
         elif we_closed:
             plan = self._plan_after_close
@@ -639,6 +646,7 @@ class ShardProtocol:
         if op == OP_DISPATCH:
             deliver = self._on_dispatch(seq, name, payload, d_start, d_end, now, closing)
         elif op == OP_HEARTBEAT_ACK:
+            self._beat_unacked = False
             if self._latency.record_received(now) is None:
                 logger.debug("shard %s: unrequested heartbeat ACK ignored", self._shard_id)
             deliver = True
@@ -694,7 +702,7 @@ class ShardProtocol:
                 self._begin_close(now, Abort("no HELLO"), CloseAction.RESUME)
                 return
             if self._next_heartbeat_at is not None and now >= self._next_heartbeat_at:
-                if self._latency.outstanding:
+                if self._beat_unacked:
                     logger.warning(
                         "shard %s: no heartbeat ACK within an interval; connection zombied, reconnecting to resume",
                         self._shard_id,
@@ -702,6 +710,7 @@ class ShardProtocol:
                     self._begin_close(now, Abort("zombied connection"), CloseAction.RESUME)
                     return
                 self._send_heartbeat(now)
+                self._beat_unacked = True
                 assert self._interval is not None
                 self._next_heartbeat_at = now + self._interval
             self._flush(now)
@@ -775,6 +784,7 @@ class ShardProtocol:
         self._next_heartbeat_at = now + self._interval * self._rng()
         self._limiter = CommandRateLimiter(self._interval) if self._ratelimit_commands else None
         self._latency = Latency()
+        self._beat_unacked = False
         if self._session_id is not None:
             self._status = ShardStatus.RESUMING
             self._resume_pending = True
@@ -806,6 +816,9 @@ class ShardProtocol:
 
     def _on_dispatch(self, seq: int | None, name: str | None, payload: bytes, d_start: int, d_end: int,
                      now: float, closing: bool) -> bool:
+        if seq is not None and not 0 <= seq < 2**63:
+            # It would be echoed in every heartbeat and RESUME (orjson cannot even encode one over 64 bits).
+            return self._report(f"dispatch {name} with an out-of-range sequence number", payload, now)
         if seq is not None and self._sequence is not None and seq <= self._sequence:
             logger.debug("shard %s: duplicate dispatch %s (s=%d <= %d) not delivered",
                          self._shard_id, name, seq, self._sequence)
@@ -894,6 +907,7 @@ class ShardProtocol:
         self._phase = _Phase.CLOSING
         self._plan_after_close = plan
         self._close_deadline = now + CLOSE_TIMEOUT if isinstance(action, Close) else None
+        self._close_code_sent = action.code if isinstance(action, Close) else None
         self._stop_timers()
         self._actions.append(action)
 
