@@ -159,8 +159,6 @@ class Shard:
         self._stopped = False
         self._fatal: FatalCloseError | None = None
         self._stopped_event: asyncio.Event | None = None
-        self.payload_errors = 0
-        """How many payloads were malformed (reported in the log and skipped)."""
 
     # -- state ---------------------------------------------------------------------------------------------------
 
@@ -186,6 +184,12 @@ class Shard:
     def latency(self) -> Latency:
         """Heartbeat round trips of the current connection (``recent`` newest first, ``average``)."""
         return self._proto.latency
+
+    @property
+    def payload_errors(self) -> int:
+        """How many payloads were malformed (reported in the log and skipped): ones the envelope scan refused and
+        ones the protocol refused (e.g. a READY without session_id, an op 9 whose d is not a boolean)."""
+        return self._proto.payload_errors
 
     @property
     def event_types(self) -> EventTypeFlags:
@@ -232,6 +236,9 @@ class Shard:
         ``next_event()`` raises ShardClosedError.
         """
         if not self._started:
+            # Stop the protocol too: send() must raise from now on, and 1000/1001 drop a restored session.
+            self._proto.close(asyncio.get_running_loop().time(), code, reason)
+            self._proto.actions()  # just Stop: nothing to carry out without a connection
             self._stopped = True
             self._wake()
             return
@@ -449,8 +456,7 @@ class Shard:
             self._pump()
             return
         except PayloadError as exc:
-            self.payload_errors += 1
-            proto.payload_error(exc, now)
+            proto.payload_error(exc, now)  # counts it in payload_errors
             return
         if scanned is None:
             return
