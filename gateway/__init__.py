@@ -28,7 +28,7 @@ from .errors import (
 )
 from .event import Event
 from .flags import EventTypeFlags, Intents
-from .models import Latency, Session, ShardId, ShardStatus
+from .models import Latency, Session, ShardId, ShardStatus, bucket
 from .ratelimit import IdentifyQueue
 from .shard import Shard
 
@@ -39,6 +39,7 @@ __all__ = [
     "Shard",
     "IdentifyQueue",
     "ShardId",
+    "bucket",
     "ShardStatus",
     "Session",
     "Latency",

@@ -56,7 +56,7 @@ from .protocol import (
     ShardProtocol,
     Stop,
 )
-from .ratelimit import IdentifyQueue
+from .ratelimit import CommandRateLimiter, IdentifyQueue
 
 __all__ = ["Shard"]
 
@@ -159,6 +159,10 @@ class Shard:
         self._stopped = False
         self._fatal: FatalCloseError | None = None
         self._stopped_event: asyncio.Event | None = None
+        self.connect_failures = 0
+        """Connection attempts that failed (DNS, TCP, TLS, handshake, timeout) since the shard started."""
+        self.last_connect_error: BaseException | None = None
+        """The error of the last failed connection attempt (its message never contains the token), or None."""
 
     # -- state ---------------------------------------------------------------------------------------------------
 
@@ -190,6 +194,21 @@ class Shard:
         """How many payloads were malformed (reported in the log and skipped): ones the envelope scan refused and
         ones the protocol refused (e.g. a READY without session_id, an op 9 whose d is not a boolean)."""
         return self._proto.payload_errors
+
+    @property
+    def pending_commands(self) -> int:
+        """Commands sent with :meth:`send` that wait for the rate limiter or for the shard to be identified."""
+        return self._proto.pending_commands
+
+    @property
+    def ratelimiter(self) -> CommandRateLimiter | None:
+        """The current connection's command rate limiter (its methods take ``loop.time()``), or None."""
+        return self._proto.ratelimiter
+
+    @property
+    def attempt(self) -> int:
+        """Consecutive connections that failed or ended before READY/RESUMED (the backoff exponent)."""
+        return self._proto.attempt
 
     @property
     def event_types(self) -> EventTypeFlags:
@@ -427,7 +446,9 @@ class Shard:
             )
         except (ConnectError, OSError, ValueError) as exc:
             self._connect_task = None
-            logger.debug("shard %s: connect failed: %s", self._proto.shard_id, exc)
+            self.connect_failures += 1
+            self.last_connect_error = exc
+            logger.info("shard %s: connect failed: %s", self._proto.shard_id, exc)
             self._proto.connect_failed(loop.time(), exc)
             self._pump()
             return
@@ -441,7 +462,14 @@ class Shard:
 
     async def _wait_identify(self, shard_number: int) -> None:
         assert self._identify_queue is not None and self._loop is not None
-        await self._identify_queue.wait_turn(shard_number)
+        while True:
+            try:
+                await self._identify_queue.wait_turn(shard_number)
+                break
+            except Exception as exc:  # a custom queue (e.g. one backed by a service) failed: retry, never hang
+                logger.warning("shard %s: identify queue failed (%s); retrying in 1 s", self._proto.shard_id,
+                               type(exc).__name__)
+                await asyncio.sleep(1.0)
         self._identify_task = None
         self._proto.identify_granted(self._loop.time())
         self._pump()
@@ -472,7 +500,8 @@ class Shard:
     def _on_connection_close(self, code: int | None, reason: str) -> None:
         connection = self._connection
         self._connection = None
-        by_client = connection.closed_by_us if connection is not None else True
+        # Ours only when we ended it and the peer sent no close frame of its own (an echo carries the peer's code).
+        by_client = connection is None or (connection.closed_by_us and connection.close_received is None)
         if self._wanted & _CLOSE_FLAG:
             self._queue.append(_close_event(code, reason))
             self._wake()

@@ -28,6 +28,7 @@ from gateway import (
     ShardClosedError,
     ShardId,
     ShardStatus,
+    ConnectError,
     commands,
 )
 from gateway.testing import FakeConnection, FakeGateway
@@ -854,6 +855,10 @@ def test_failed_connect_to_the_resume_url_retries_the_gateway_url(twins: dict[st
                 await next_named(shard, "RESUMED")
                 retry = gw.connections[-1]
                 assert retry.path == "/" and not retry.used_resume_url
+                assert shard.connect_failures == 1
+                assert isinstance(shard.last_connect_error, ConnectError)
+                assert str(dead_port) in str(shard.last_connect_error)
+                assert shard.attempt == 0  # reset by RESUMED
                 assert retry.opened_at - started >= 0.45  # backoff after a failed connect (attempt 1, rng 0)
                 resume = await gw.wait_for_op(6)
                 assert resume["d"]["session_id"] == session.id
@@ -875,5 +880,32 @@ def test_missing_hello_gives_up_and_reconnects(twins: dict[str, ModuleType], mon
                 await next_named(shard, "READY")
                 assert len(gw.connections) == 2
                 assert len(ops(gw, 2)) == 1
+
+    run(body)
+
+
+class FailingOnceQueue(IdentifyQueue):
+    """An identify queue (say, one backed by a service) whose first wait fails."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0)
+        self.calls = 0
+
+    async def wait_turn(self, shard_id: int) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("identify service unavailable")
+        await super().wait_turn(shard_id)
+
+
+def test_a_failing_identify_queue_is_retried_not_a_hang(twins: dict[str, ModuleType]) -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            queue = FailingOnceQueue()
+            async with running(gw, twins, identify_queue=queue) as shard:
+                await next_named(shard, "READY")
+                assert queue.calls == 2
+                assert len(ops(gw, 2)) == 1
+                assert shard.connect_failures == 0 and shard.last_connect_error is None
 
     run(body)
