@@ -67,7 +67,6 @@ cdef extern from "zstd.h" nogil:
 
 cdef enum:
     INITIAL_OUTPUT_SIZE = 64 * 1024
-    SHRINK_ABOVE = 4 * 1024 * 1024
     ZLIB_CHUNK = 1 << 30  # avail_in / avail_out are 32-bit
 
 
@@ -102,10 +101,18 @@ cdef int _grow(OutputBuffer* out, size_t limit) except -1:
 
 
 cdef inline void _shrink(OutputBuffer* out) noexcept:
-    if out.capacity > SHRINK_ABOVE:
-        PyMem_RawFree(out.data)
-        out.data = NULL
-        out.capacity = 0
+    """Give back what one large message grew, so an idle shard holds INITIAL_OUTPUT_SIZE at most.
+
+    Keeping a grown buffer cost 1-4 MiB per shard after a startup GUILD_CREATE (measured in bench/live.py);
+    growing it again by doubling is a few reallocs, small next to inflating a message that large.
+    """
+    cdef unsigned char* data
+    if out.capacity > INITIAL_OUTPUT_SIZE:
+        data = <unsigned char*>PyMem_RawRealloc(out.data, INITIAL_OUTPUT_SIZE)
+        if data == NULL:  # keep the old block: it is still valid
+            return
+        out.data = data
+        out.capacity = INITIAL_OUTPUT_SIZE
 
 
 cdef class ZlibStreamInflater:
