@@ -301,6 +301,10 @@ class _Phase(enum.Enum):
     STOPPED = "stopped"
 
 
+#: Sequences are echoed in heartbeats and RESUME; one of 64 bits or more cannot be encoded there.
+_SEQ_LIMIT = 2**63
+
+
 def _default_properties() -> dict[str, str]:
     return {"os": sys.platform, "browser": "gateway", "device": "gateway"}
 
@@ -639,6 +643,15 @@ class ShardProtocol:
                 now: float) -> bool:
         """Process one scanned payload; return whether the driver should deliver it to the user."""
         self._now = now
+        # Fast path for the steady state: the next dispatch of an established session (the general path below
+        # decides the same; this one skips its branches).
+        if op == 0 and seq is not None and self._phase is _Phase.OPEN and name != "READY" and name != "RESUMED":
+            last = self._sequence
+            if last is not None and last < seq < _SEQ_LIMIT and not self._resume_pending and not self._identify_ready:
+                self._sequence = seq
+                if self._commands and self._got_hello:
+                    self._flush(now)
+                return True
         if self._phase not in (_Phase.OPEN, _Phase.CLOSING):
             logger.debug("shard %s: payload op %d ignored in phase %s", self._shard_id, op, self._phase.value)
             return False
@@ -816,7 +829,7 @@ class ShardProtocol:
 
     def _on_dispatch(self, seq: int | None, name: str | None, payload: bytes, d_start: int, d_end: int,
                      now: float, closing: bool) -> bool:
-        if seq is not None and not 0 <= seq < 2**63:
+        if seq is not None and not 0 <= seq < _SEQ_LIMIT:
             # It would be echoed in every heartbeat and RESUME (orjson cannot even encode one over 64 bits).
             return self._report(f"dispatch {name} with an out-of-range sequence number", payload, now)
         if seq is not None and self._sequence is not None and seq <= self._sequence:
