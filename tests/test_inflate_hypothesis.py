@@ -8,13 +8,27 @@ from __future__ import annotations
 import zlib
 from typing import Any, Callable
 
+import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import _inflate_py as pure
 from gateway.errors import CompressionError, InflatedTooLargeError
-from gateway._speedups import _inflate as compiled
+
+try:
+    from gateway._speedups import _inflate as compiled
+except ImportError:  # a pure install: every test here carries the speedups mark, which --no-speedups deselects
+    compiled = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.speedups
+
+
+@pytest.fixture(autouse=True)
+def _compiled_twin_is_built() -> None:
+    if compiled is None:
+        pytest.fail("compiled twin gateway._speedups._inflate is missing; build it or run with --no-speedups")
+
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
