@@ -13,6 +13,7 @@ this module does not).
 from __future__ import annotations
 
 import enum
+from typing import TypeVar
 
 __all__ = [
     "EventTypeFlags",
@@ -23,6 +24,17 @@ __all__ = [
     "FLAG_BY_NAME",
     "OPCODE_NAMES",
 ]
+
+
+_F = TypeVar("_F", bound=enum.IntFlag)
+
+
+def _union_of_members(flag_type: type[_F]) -> _F:
+    """Every member of ``flag_type`` or-ed together."""
+    value = 0
+    for member in flag_type.__members__.values():
+        value |= member.value
+    return flag_type(value)
 
 
 class EventTypeFlags(enum.IntFlag):
@@ -118,10 +130,7 @@ class EventTypeFlags(enum.IntFlag):
     @classmethod
     def all(cls) -> EventTypeFlags:
         """Every flag, including ``GATEWAY_CLOSE`` and ``UNKNOWN``."""
-        value = 0
-        for member in cls.__members__.values():
-            value |= member.value
-        return cls(value)
+        return _union_of_members(cls)
 
     @classmethod
     def from_intents(cls, intents: int) -> EventTypeFlags:
@@ -166,10 +175,7 @@ class Intents(enum.IntFlag):
     @classmethod
     def all(cls) -> Intents:
         """Every documented intent (53608447)."""
-        value = 0
-        for member in cls.__members__.values():
-            value |= member.value
-        return cls(value)
+        return _union_of_members(cls)
 
     @classmethod
     def privileged(cls) -> Intents:
