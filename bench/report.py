@@ -28,8 +28,10 @@ def render_machine(machine: dict[str, Any]) -> str:
 
 
 def _num(value: float | None, unit: str) -> str:
-    if value is None or (isinstance(value, float) and (math.isnan(value) or value == 0.0)):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if value == 0:
+        return "0"
     if unit == "events/s":
         return f"{value:,.0f}"
     if abs(value) >= 100:
