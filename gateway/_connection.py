@@ -89,7 +89,7 @@ class GatewayConnection(asyncio.Protocol):
         self._handshake_result: asyncio.Future[None] = loop.create_future()
         self._on_message = on_message
         self._on_close = on_close
-        self._feed: Callable[[bytes], list[tuple[int, bytes]]] = reader.feed
+        self._feed: Callable[[bytes | bytearray | memoryview], list[tuple[int, bytes]]] = reader.feed
         self._close_timeout = close_timeout
         self._transport: asyncio.Transport | None = None
         self._state = _CONNECTING
@@ -484,7 +484,7 @@ async def _connect(
     ssl_context: ssl_module.SSLContext | None,
 ) -> None:
     """TCP (+TLS) connect and wait for the handshake; abort the transport if anything fails or is cancelled."""
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         transport, _ = await loop.create_connection(
             lambda: connection, host, port, ssl=ssl_context, server_hostname=host if ssl_context else None
