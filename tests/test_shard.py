@@ -33,18 +33,10 @@ from gateway import (
 )
 from gateway.testing import FakeConnection, FakeGateway
 
+from shard_helpers import WAIT, next_named, run, until
+
 TOKEN = "test-token"
 INTENTS = int(Intents.GUILDS | Intents.GUILD_MESSAGES)
-WAIT = 5.0  # generous bound for anything that should happen "soon"
-
-
-def run(body: Callable[[], Awaitable[None]], timeout: float = 20.0) -> None:
-    """Run one async test body with a hard upper bound."""
-
-    async def bounded() -> None:
-        await asyncio.wait_for(body(), timeout)
-
-    asyncio.run(bounded())
 
 
 def new_shard(gw: FakeGateway, twins: dict[str, ModuleType], **options: Any) -> Shard:
@@ -65,33 +57,6 @@ async def running(gw: FakeGateway, twins: dict[str, ModuleType], **options: Any)
         yield shard
     finally:
         await asyncio.wait_for(shard.close(), WAIT)
-
-
-async def next_named(shard: Shard, *names: str, timeout: float = WAIT, seen: list[Event] | None = None) -> Event:
-    """The next event whose name is in ``names``; the events skipped on the way are appended to ``seen``."""
-
-    async def find() -> Event:
-        while True:
-            event = await shard.next_event()
-            if event.name in names:
-                return event
-            if seen is not None:
-                seen.append(event)
-
-    return await asyncio.wait_for(find(), timeout)
-
-
-async def until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def connection(gw: FakeGateway, number: int, timeout: float = WAIT) -> FakeConnection:

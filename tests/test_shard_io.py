@@ -17,7 +17,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,15 +41,12 @@ from gateway import (
 from gateway.ratelimit import CommandRateLimiter
 from gateway.testing import FakeGateway
 
+from shard_helpers import WAIT, next_named, run, until
+
 TOKEN = "shard-io-token"
 INTENTS = int(Intents.GUILDS | Intents.GUILD_MESSAGES)
-WAIT = 5.0
 COMPRESSIONS = [None, "zlib-stream", "zstd-stream"]
 COMPRESSED = ["zlib-stream", "zstd-stream"]
-
-
-def run(body: Callable[[], Awaitable[None]], timeout: float = 20.0) -> None:
-    asyncio.run(asyncio.wait_for(body(), timeout))
 
 
 def new_shard(gw: FakeGateway, twins: dict[str, ModuleType], **options: Any) -> Shard:
@@ -73,34 +70,10 @@ async def running(gw: FakeGateway, twins: dict[str, ModuleType], **options: Any)
         await asyncio.wait_for(shard.close(), WAIT)
 
 
-async def until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def active(shard: Shard, gw: FakeGateway) -> None:
     """Wait until the shard is ACTIVE on a session the fake knows (whatever the shard's filter)."""
     await gw.wait_for_session()
     await until(lambda: shard.status is ShardStatus.ACTIVE, what="shard ACTIVE")
-
-
-async def next_named(shard: Shard, *names: str, timeout: float = WAIT, seen: list[Event] | None = None) -> Event:
-    async def find() -> Event:
-        while True:
-            event = await shard.next_event()
-            if event.name in names:
-                return event
-            if seen is not None:
-                seen.append(event)
-
-    return await asyncio.wait_for(find(), timeout)
 
 
 async def take(shard: Shard, count: int, timeout: float = WAIT) -> list[Event]:
