@@ -620,6 +620,20 @@ def _peer_check(stream: Stream) -> Callable[[Outcome], list[str]]:
     return check
 
 
+def _peer_case(stream: Stream, name: str, level: str, prepare: Callable[[int | None], Callable[[], Outcome]],
+               loops: list[asyncio.AbstractEventLoop], tags: dict[str, Any], note: str) -> Case:
+    """A peer's row: the check that fits its level, and the event loops ``prepare`` made closed after the run."""
+
+    def close_loops() -> None:
+        while loops:
+            loops.pop().close()
+
+    check = _decoded_check(stream, False) if level == "decode" else _peer_check(stream)
+    case = Case(stream.group, name, "peer", stream, prepare, check, dict(tags, note=note))
+    case.cleanup.append(close_loops)
+    return case
+
+
 def _hikari_case(stream: Stream, level: str = "shard") -> Case:
     version = _version("hikari")
     name = f"hikari {version or ''} {level}"
@@ -715,20 +729,12 @@ def _hikari_case(stream: Stream, level: str = "shard") -> Case:
 
         return run
 
-    def close_loops() -> None:
-        while loops:
-            loops.pop().close()
-
     if level == "decode":
         note = "await transport.receive_json() (real transport, fake aiohttp websocket): inflate + orjson"
-        check = _decoded_check(stream, False)
     else:
         note = ("GatewayShardImpl._poll_events, real transport over a fake aiohttp websocket, stub event manager; "
                 "not run with -O")
-        check = _peer_check(stream)
-    case = Case(stream.group, name, "peer", stream, prepare, check, dict(tags, note=note))
-    case.cleanup.append(close_loops)
-    return case
+    return _peer_case(stream, name, level, prepare, loops, tags, note)
 
 
 _DISCORD_CONTEXTS: dict[str, type] | None = None
@@ -825,21 +831,13 @@ def _discord_case(stream: Stream, level: str = "shard") -> Case:
 
         return run
 
-    def close_loops() -> None:
-        while loops:
-            loops.pop().close()
-
     if level == "decode":
         note = "_DecompressionContext.decompress (inflate + .decode()) + utils._from_json (orjson)"
-        check = _decoded_check(stream, False)
     else:
         note = "DiscordWebSocket.received_message, stub parsers, no-op _dispatch"
-        check = _peer_check(stream)
     if context_cls.__module__ == "discord._bench_utils_zlib":
         note += "; zlib context from a zstd-hidden copy of discord/utils.py"
-    case = Case(stream.group, name, "peer", stream, prepare, check, dict(tags, note=note))
-    case.cleanup.append(close_loops)
-    return case
+    return _peer_case(stream, name, level, prepare, loops, tags, note)
 
 
 # -- all ---------------------------------------------------------------------------------------------------------
