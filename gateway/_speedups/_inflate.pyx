@@ -115,6 +115,18 @@ cdef inline void _shrink(OutputBuffer* out) noexcept:
         out.capacity = INITIAL_OUTPUT_SIZE
 
 
+cdef inline bint _borrow(object message, Py_buffer* view, const unsigned char** data, Py_ssize_t* size) except -1:
+    """Point ``data``/``size`` at the bytes of ``message`` (no copy); True when ``view`` must be released after."""
+    if PyBytes_CheckExact(message):
+        data[0] = <const unsigned char*>PyBytes_AS_STRING(message)
+        size[0] = PyBytes_GET_SIZE(message)
+        return False
+    PyObject_GetBuffer(message, view, PyBUF_SIMPLE)
+    data[0] = <const unsigned char*>view.buf
+    size[0] = view.len
+    return True
+
+
 cdef class ZlibStreamInflater:
     """Inflates a ``zlib-stream`` connection: feed every websocket binary message, in order.
 
@@ -182,15 +194,7 @@ cdef class ZlibStreamInflater:
         cdef Py_buffer view
         cdef const unsigned char* data
         cdef Py_ssize_t size
-        cdef bint release = False
-        if PyBytes_CheckExact(message):
-            data = <const unsigned char*>PyBytes_AS_STRING(message)
-            size = PyBytes_GET_SIZE(message)
-        else:
-            PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
-            release = True
-            data = <const unsigned char*>view.buf
-            size = view.len
+        cdef bint release = _borrow(message, &view, &data, &size)
         try:
             if self._pending_size == 0 and size >= 4 and memcmp(data + size - 4, b"\x00\x00\xff\xff", 4) == 0:
                 return self._inflate(data, <size_t>size)  # fast path: one complete message, no copy
@@ -372,15 +376,7 @@ cdef class ZstdStreamInflater:
         cdef Py_buffer view
         cdef const unsigned char* data
         cdef Py_ssize_t size
-        cdef bint release = False
-        if PyBytes_CheckExact(message):
-            data = <const unsigned char*>PyBytes_AS_STRING(message)
-            size = PyBytes_GET_SIZE(message)
-        else:
-            PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
-            release = True
-            data = <const unsigned char*>view.buf
-            size = view.len
+        cdef bint release = _borrow(message, &view, &data, &size)
         try:
             result = self._decompress(data, <size_t>size)
             self._walk(data, <size_t>size)
