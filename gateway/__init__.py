@@ -29,7 +29,7 @@ from .errors import (
 from .event import Event
 from .flags import EventTypeFlags, Intents
 from .models import Latency, Session, ShardId, ShardStatus, bucket
-from .ratelimit import IdentifyQueue
+from .ratelimit import IdentifyQueue, IdentifyQueueProtocol
 from .shard import Shard
 
 
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Shard",
     "IdentifyQueue",
+    "IdentifyQueueProtocol",
     "ShardId",
     "bucket",
     "ShardStatus",

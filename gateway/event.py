@@ -42,31 +42,35 @@ _NAMING_FILTER = EventFilter(0)
 class Event:
     """A gateway message: ``name`` (dispatch name or GATEWAY_*), ``op``, ``seq``, ``raw`` payload, lazy ``data``.
 
-    Build it from a scan: ``Event(name, op, seq, payload, d_start, d_end)`` (``d_start == d_end == -1`` when the
-    payload has no ``d``), or with :meth:`from_payload`. ``data`` raises PayloadError when ``d`` is not valid JSON.
+    Build it from a scan: ``Event(name, op, seq, payload, d_start, d_end, shard_id)`` (``d_start == d_end == -1``
+    when the payload has no ``d``), or with :meth:`from_payload`. ``shard_id`` is the number of the shard that
+    received it (None when unknown). ``data`` raises PayloadError when ``d`` is not valid JSON.
     """
 
-    __slots__ = ("name", "op", "seq", "raw", "_d_start", "_d_end", "_data")
+    __slots__ = ("name", "op", "seq", "raw", "shard_id", "_d_start", "_d_end", "_data")
 
     name: str
     op: int
     seq: int | None
     raw: bytes
+    shard_id: int | None
 
-    def __init__(self, name: str, op: int, seq: int | None, payload: bytes, d_start: int, d_end: int) -> None:
+    def __init__(self, name: str, op: int, seq: int | None, payload: bytes, d_start: int, d_end: int,
+                 shard_id: int | None = None) -> None:
         self.name = name
         self.op = op
         self.seq = seq
         self.raw = payload
+        self.shard_id = shard_id
         self._d_start = d_start
         self._d_end = d_end
         self._data = _NOT_DECODED
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> Event:
+    def from_payload(cls, payload: bytes, shard_id: int | None = None) -> Event:
         """Scan ``payload`` (a whole decompressed gateway message) and build its Event; PayloadError if invalid."""
         op, seq, name, d_start, d_end, _ = _NAMING_FILTER.scan(payload)
-        return cls(name, op, seq, payload, d_start, d_end)
+        return cls(name, op, seq, payload, d_start, d_end, shard_id)
 
     @property
     def data(self) -> Any:
@@ -89,4 +93,4 @@ class Event:
         return None if self._d_start < 0 else self.raw[self._d_start : self._d_end]
 
     def __repr__(self) -> str:
-        return f"<Event {self.name} op={self.op} seq={self.seq} size={len(self.raw)}>"
+        return f"<Event {self.name} op={self.op} seq={self.seq} shard={self.shard_id} size={len(self.raw)}>"

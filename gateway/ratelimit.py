@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 __all__ = [
     "COMMAND_PERIOD",
@@ -28,6 +28,7 @@ __all__ = [
     "CommandRateLimiter",
     "IdentifyScheduler",
     "IdentifyQueue",
+    "IdentifyQueueProtocol",
     "heartbeat_reserve",
 ]
 
@@ -264,6 +265,18 @@ class IdentifyScheduler:
 
     def __repr__(self) -> str:
         return f"IdentifyScheduler(max_concurrency={self._max_concurrency}, waiting={self.waiting})"
+
+
+@runtime_checkable
+class IdentifyQueueProtocol(Protocol):
+    """What a Shard needs of an identify queue (``IdentifyQueue``, ``gateway.redis.RedisIdentifyQueue``, yours).
+
+    ``await wait_turn(shard_id)`` returns when that shard may send IDENTIFY now, and uses one slot of its bucket
+    (``shard_id % max_concurrency``) and one session start. It must be cancellation-safe: a waiter cancelled before
+    its turn uses no slot.
+    """
+
+    async def wait_turn(self, shard_id: int) -> None: ...
 
 
 class IdentifyQueue:

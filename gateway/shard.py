@@ -56,7 +56,7 @@ from .protocol import (
     ShardProtocol,
     Stop,
 )
-from .ratelimit import CommandRateLimiter, IdentifyQueue
+from .ratelimit import CommandRateLimiter, IdentifyQueue, IdentifyQueueProtocol
 
 __all__ = ["Shard"]
 
@@ -74,10 +74,10 @@ def _default_identify_queue(loop: asyncio.AbstractEventLoop) -> IdentifyQueue:
     return queue
 
 
-def _close_event(code: int | None, reason: str) -> Event:
+def _close_event(code: int | None, reason: str, shard_id: int) -> Event:
     body = _json.dumps({"code": code, "reason": reason})
     raw = b'{"op":-1,"d":' + body + b"}"
-    return Event("GATEWAY_CLOSE", -1, None, raw, 13, 13 + len(body))
+    return Event("GATEWAY_CLOSE", -1, None, raw, 13, 13 + len(body), shard_id)
 
 
 def _flag_of(name: str) -> int:
@@ -111,7 +111,7 @@ class Shard:
         properties: Mapping[str, str] | None = None,
         session: Session | None = None,
         resume_url: str | None = None,
-        identify_queue: IdentifyQueue | None = None,
+        identify_queue: IdentifyQueueProtocol | None = None,
         max_inflated_size: int = DEFAULT_MAX_INFLATED_SIZE,
         max_message_size: int | None = None,
         ssl: ssl_module.SSLContext | None = None,
@@ -120,8 +120,8 @@ class Shard:
         rng: Callable[[], float] = random.random,
         _twins: Mapping[str, ModuleType] | None = None,
     ) -> None:
-        if identify_queue is not None and not isinstance(identify_queue, IdentifyQueue):
-            raise TypeError(f"identify_queue must be an IdentifyQueue, not {type(identify_queue).__name__}")
+        if identify_queue is not None and not isinstance(identify_queue, IdentifyQueueProtocol):
+            raise TypeError(f"identify_queue must have an async wait_turn(shard_id), not {type(identify_queue).__name__}")
         if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
             raise ValueError("connect_timeout must be a positive number of seconds")
         self._proto = ShardProtocol(
@@ -138,6 +138,7 @@ class Shard:
             rng=rng,
             ratelimit_commands=ratelimit_commands,
         )
+        self._number = shard_id.number
         self._wanted = int(EventTypeFlags(int(event_types)))
         self._receiver = Receiver(compression, self._wanted, max_inflated_size=max_inflated_size, twins=_twins)
         self._receive = self._receiver.feed
@@ -490,7 +491,7 @@ class Shard:
             return
         op, seq, name, payload, d_start, d_end, wanted = scanned
         if proto.receive(op, seq, name, payload, d_start, d_end, now) and wanted:
-            self._queue.append(Event(name, op, seq, payload, d_start, d_end))
+            self._queue.append(Event(name, op, seq, payload, d_start, d_end, self._number))
             if self._waiter is not None:
                 self._wake()
         # A plain dispatch changes no deadline; it can only release queued commands, which shows in has_output.
@@ -503,7 +504,7 @@ class Shard:
         # Ours only when we ended it and the peer sent no close frame of its own (an echo carries the peer's code).
         by_client = connection is None or (connection.closed_by_us and connection.close_received is None)
         if self._wanted & _CLOSE_FLAG:
-            self._queue.append(_close_event(code, reason))
+            self._queue.append(_close_event(code, reason, self._number))
             self._wake()
         assert self._loop is not None
         self._proto.connection_lost(code, reason, self._loop.time(), initiated_by_client=by_client)

@@ -68,7 +68,7 @@ def test_repr_is_short_and_never_shows_the_payload() -> None:
     secret = "a-secret-value-that-must-not-leak"
     payload = json.dumps({"t": "READY", "s": 1, "op": 0, "d": {"token": secret, "x": "y" * 5000}}).encode()
     text = repr(build(payload))
-    assert text == f"<Event READY op=0 seq=1 size={len(payload)}>"
+    assert text == f"<Event READY op=0 seq=1 shard=None size={len(payload)}>"
     assert secret not in text
 
 

@@ -694,6 +694,43 @@ def test_gateway_close_events_only_when_wanted(twins: dict[str, ModuleType]) -> 
     run(body)
 
 
+def test_every_event_carries_its_shard_number(twins: dict[str, ModuleType]) -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            async with running(gw, twins, shard_id=ShardId(3, 4)) as shard:
+                ready = await next_named(shard, "READY")
+                await gw.dispatch("MESSAGE_CREATE", {"id": "1"})
+                message = await next_named(shard, "MESSAGE_CREATE")
+                await gw.drop()
+                closed = await next_named(shard, "GATEWAY_CLOSE")
+                assert [ready.shard_id, message.shard_id, closed.shard_id] == [3, 3, 3]
+                assert "shard=3" in repr(message)
+        assert Event.from_payload(b'{"op":11}').shard_id is None
+        assert Event.from_payload(b'{"op":11}', 7).shard_id == 7
+
+    run(body)
+
+
+def test_any_object_with_an_async_wait_turn_is_an_identify_queue(twins: dict[str, ModuleType]) -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.turns: list[int] = []
+
+        async def wait_turn(self, shard_id: int) -> None:
+            self.turns.append(shard_id)
+
+    async def body() -> None:
+        queue = Recording()
+        async with FakeGateway(token=TOKEN) as gw:
+            async with running(gw, twins, shard_id=ShardId(2, 3), identify_queue=queue) as shard:
+                await next_named(shard, "READY")
+                assert queue.turns == [2]
+        with pytest.raises(TypeError, match="wait_turn"):
+            Shard(ShardId(0, 1), TOKEN, INTENTS, identify_queue=object())  # type: ignore[arg-type]
+
+    run(body)
+
+
 # -- closing and restoring -------------------------------------------------------------------------------------
 
 
