@@ -382,6 +382,10 @@ class FakeGateway:
             raise ValueError("max_concurrency must be None or an int >= 1")
         if not isinstance(recommended_shards, int) or recommended_shards < 1:
             raise ValueError("recommended_shards must be an int >= 1")
+        if isinstance(identify_delay, bool) or not isinstance(identify_delay, (int, float)) or not identify_delay >= 0:
+            raise ValueError("identify_delay must be a number of seconds >= 0")
+        if session_start_limit is not None and not isinstance(session_start_limit, FakeSessionStartLimit):
+            raise TypeError("session_start_limit must be a FakeSessionStartLimit")
         if not resume_path.startswith("/") or resume_path.rstrip("/") == "":
             raise ValueError("resume_path must be an absolute path other than '/'")
         self._token = None if token is None else _strip_bot_prefix(token)
