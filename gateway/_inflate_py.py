@@ -29,6 +29,7 @@ standard library on small ones), else the standard library's ``zlib``. ``ZLIB_BA
 
 from __future__ import annotations
 
+import os
 import zlib as _stdlib_zlib
 from types import ModuleType
 from typing import Union
@@ -53,24 +54,53 @@ ZLIB_SUFFIX: bytes = b"\x00\x00\xff\xff"
 Buffer = Union[bytes, bytearray, memoryview]
 
 
-def _pick_zlib_backend() -> tuple[ModuleType, str]:
-    try:
-        from zlib_ng import zlib_ng
+#: The zlib backends the pure twin can run on, by the names ``GATEWAY_ZLIB_BACKEND`` and ``zlib_stream_inflater`` take.
+ZLIB_BACKENDS: tuple[str, ...] = ("zlib", "isal", "zlib-ng")
 
-        return zlib_ng, "zlib-ng"
-    except ImportError:
-        pass
-    try:
+
+def load_zlib_backend(name: str) -> ModuleType:
+    """The zlib-compatible module of backend ``name`` (one of ZLIB_BACKENDS); ImportError when it is not installed."""
+    if name == "zlib":
+        return _stdlib_zlib
+    if name == "isal":
         from isal import isal_zlib
 
-        return isal_zlib, "isal"
-    except ImportError:
-        pass
-    return _stdlib_zlib, "zlib"
+        return isal_zlib
+    if name == "zlib-ng":
+        from zlib_ng import zlib_ng
+
+        return zlib_ng
+    raise ValueError(f"unknown zlib backend {name!r} (use one of {', '.join(ZLIB_BACKENDS)})")
 
 
-_zlib, ZLIB_BACKEND = _pick_zlib_backend()
-_zlib_error: type[Exception] = _zlib.error
+def installed_zlib_backends() -> list[str]:
+    """The names in ZLIB_BACKENDS whose module can be imported here."""
+    installed = []
+    for name in ZLIB_BACKENDS:
+        try:
+            load_zlib_backend(name)
+        except ImportError:
+            continue
+        installed.append(name)
+    return installed
+
+
+def _default_zlib_backend() -> str:
+    chosen = os.environ.get("GATEWAY_ZLIB_BACKEND", "").strip().lower()
+    if not chosen:
+        return "zlib"
+    if chosen not in ZLIB_BACKENDS:
+        raise ValueError(f"GATEWAY_ZLIB_BACKEND={chosen!r} is not a zlib backend (use one of {', '.join(ZLIB_BACKENDS)})")
+    try:
+        load_zlib_backend(chosen)
+    except ImportError as exc:
+        raise ImportError(f"GATEWAY_ZLIB_BACKEND={chosen!r} but that backend is not installed ({exc})") from None
+    return chosen
+
+
+#: The backend every ZlibStreamInflater of this twin uses unless told otherwise (see the module docstring).
+ZLIB_BACKEND: str = _default_zlib_backend()
+_zlib: ModuleType = load_zlib_backend(ZLIB_BACKEND)  # the default backend's module (tests read its error text)
 
 
 def _check_max_size(max_size: object) -> int:
@@ -93,13 +123,19 @@ class ZlibStreamInflater:
     marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
     """
 
-    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error")
+    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error", "_zlib", "_zlib_error", "backend")
 
     def __init__(self, max_size: int = DEFAULT_MAX_INFLATED_SIZE) -> None:
         self._max_size: int = _check_max_size(max_size)
-        self._decompressor = _zlib.decompressobj()
         self._buffer = bytearray()
-        self._error: str | None = None
+        self._use_backend(ZLIB_BACKEND)
+
+    def _use_backend(self, name: str) -> None:
+        self._zlib: ModuleType = load_zlib_backend(name)
+        self._zlib_error: type[Exception] = self._zlib.error
+        #: The zlib backend this inflater runs on (one of ZLIB_BACKENDS).
+        self.backend: str = name
+        self.reset()
 
     @property
     def max_size(self) -> int:
@@ -108,7 +144,7 @@ class ZlibStreamInflater:
 
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
-        self._decompressor = _zlib.decompressobj()
+        self._decompressor = self._zlib.decompressobj()
         self._buffer.clear()
         self._error = None
 
@@ -141,7 +177,7 @@ class ZlibStreamInflater:
             raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
         try:
             inflated = decompressor.decompress(data, self._max_size + 1)
-        except _zlib_error as exc:
+        except self._zlib_error as exc:
             raise self._fail(CompressionError(f"zlib-stream: corrupt data ({exc})")) from None
         if buffer:
             buffer.clear()
@@ -152,6 +188,16 @@ class ZlibStreamInflater:
         if decompressor.eof and decompressor.unused_data:
             raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
         return inflated
+
+
+def zlib_stream_inflater(backend: str, max_size: int = DEFAULT_MAX_INFLATED_SIZE) -> ZlibStreamInflater:
+    """A pure ZlibStreamInflater on zlib backend ``backend`` (one of ZLIB_BACKENDS) instead of the default.
+
+    For tests and benchmarks that compare backends in one process; ImportError when ``backend`` is not installed.
+    """
+    inflater = ZlibStreamInflater(max_size)
+    inflater._use_backend(backend)
+    return inflater
 
 
 # zstd frame walk (RFC 8878). Stages; the "collect" ones gather their bytes in _header to parse them.
@@ -255,12 +301,12 @@ class ZstdStreamInflater:
             produced = position = 0
         view = memoryview(message).cast("B")
         while position < size:
-            step = ((max_size - produced) >> 17) + 16
-            part = stream.decompress(view[position : position + step])
-            position += step
-            if stream.eof:
-                position -= len(stream.unused_data)
+            end = min(size, position + ((max_size - produced) >> 17) + 16)
+            part = stream.decompress(view[position:end])
+            if stream.eof:  # the frame ended inside this slice: what zstd left unused starts the next frame
+                end -= len(stream.unused_data)
                 stream = self._stream = self._decompressor.decompressobj()
+            position = end
             produced += len(part)
             if produced > max_size:
                 raise self._too_large()
