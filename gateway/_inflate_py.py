@@ -30,6 +30,7 @@ standard library on small ones), else the standard library's ``zlib``. ``ZLIB_BA
 from __future__ import annotations
 
 import os
+import sys
 import zlib as _stdlib_zlib
 from types import ModuleType
 from typing import Union
@@ -40,6 +41,7 @@ from .errors import CompressionError, InflatedTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",
@@ -48,6 +50,8 @@ __all__ = [
 
 #: Ceiling for one decompressed gateway message (a large guild's GUILD_CREATE is tens of MB).
 DEFAULT_MAX_INFLATED_SIZE: int = 256 * 1024 * 1024
+#: The largest ``max_size`` accepted (``sys.maxsize - 1``: one more byte than the ceiling must fit a C ssize_t).
+MAX_INFLATED_SIZE_LIMIT: int = sys.maxsize - 1
 #: The bytes a Z_SYNC_FLUSH ends with; a zlib-stream gateway message is complete when the buffer ends with them.
 ZLIB_SUFFIX: bytes = b"\x00\x00\xff\xff"
 
@@ -106,8 +110,8 @@ _zlib: ModuleType = load_zlib_backend(ZLIB_BACKEND)  # the default backend's mod
 def _check_max_size(max_size: object) -> int:
     if isinstance(max_size, bool) or not isinstance(max_size, int):
         raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
+    if not 1 <= max_size <= MAX_INFLATED_SIZE_LIMIT:
+        raise ValueError(f"max_size must be between 1 and {MAX_INFLATED_SIZE_LIMIT} (bytes), got {max_size}")
     return max_size
 
 

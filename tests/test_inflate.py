@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import sys
 import tracemalloc
 import zlib
 from types import ModuleType
@@ -432,6 +433,41 @@ def test_max_size_is_checked(inflate: ModuleType, max_size: object, error: type[
         inflate.make_inflater(None, max_size)
 
 
+LIMIT = sys.maxsize - 1  # MAX_INFLATED_SIZE_LIMIT: one more byte than the ceiling must fit a C ssize_t
+
+
+@pytest.mark.parametrize("max_size", [0, -1, -(2**64), LIMIT + 1, 2**63, 2**64, 2**100])
+def test_max_size_out_of_range_is_a_value_error_at_construction(inflate: ModuleType, max_size: int) -> None:
+    """Both twins reject an out-of-range ceiling the same way, when the inflater is made (never at the first feed)."""
+    assert inflate.MAX_INFLATED_SIZE_LIMIT == LIMIT
+    for make in (
+        inflate.ZlibStreamInflater,
+        inflate.ZstdStreamInflater,
+        functools.partial(inflate.make_inflater, "zlib-stream"),
+        functools.partial(inflate.make_inflater, "zstd-stream"),
+        functools.partial(inflate.make_inflater, None),
+    ):
+        with pytest.raises(ValueError) as raised:
+            make(max_size)
+        assert str(raised.value) == f"max_size must be between 1 and {LIMIT} (bytes), got {max_size}"
+
+
+@pytest.mark.parametrize("max_size", [1, 2, LIMIT - 1, LIMIT])
+def test_max_size_edges_that_are_accepted_work(inflate: ModuleType, max_size: int) -> None:
+    payload = b"x"
+    zlib_inflater = inflate.ZlibStreamInflater(max_size)
+    zstd_inflater = inflate.ZstdStreamInflater(max_size)
+    assert zlib_inflater.max_size == zstd_inflater.max_size == max_size
+    assert zlib_inflater.feed(zlib_stream([payload])[0]) == payload
+    assert zstd_inflater.feed(zstd_stream([payload])[0]) == payload
+    too_big = b"yy"
+    if max_size == 1:
+        with pytest.raises(InflatedTooLargeError):
+            zlib_inflater.feed(zlib_stream([payload, too_big])[1])
+    else:
+        assert zstd_inflater.feed(zstd_stream([payload, too_big])[1]) == too_big
+
+
 def test_max_size_is_read_only(inflate: ModuleType) -> None:
     for inflater in (inflate.ZlibStreamInflater(10), inflate.ZstdStreamInflater(10)):
         with pytest.raises(AttributeError):
@@ -448,7 +484,7 @@ def test_feed_rejects_text(inflate: ModuleType) -> None:
 
 def test_public_names(inflate: ModuleType) -> None:
     assert sorted(inflate.__all__) == sorted(
-        ["DEFAULT_MAX_INFLATED_SIZE", "ZLIB_SUFFIX", "ZlibStreamInflater", "ZstdStreamInflater", "make_inflater"]
+        ["DEFAULT_MAX_INFLATED_SIZE", "MAX_INFLATED_SIZE_LIMIT", "ZLIB_SUFFIX", "ZlibStreamInflater", "ZstdStreamInflater", "make_inflater"]
     )
     assert inflate.ZLIB_SUFFIX == b"\x00\x00\xff\xff"
     assert isinstance(inflate.ZLIB_BACKEND, str) and inflate.ZLIB_BACKEND

@@ -15,10 +15,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromSt
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.string cimport memcmp, memcpy, memset
 
+import sys
+
 from gateway.errors import CompressionError, InflatedTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_INFLATED_SIZE = 256 * 1024 * 1024
+MAX_INFLATED_SIZE_LIMIT = sys.maxsize - 1
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 ZLIB_BACKEND = "zlib (C API)"  # not in __all__: its value differs between the twins
 
@@ -73,8 +77,8 @@ cdef enum:
 cdef Py_ssize_t _check_max_size(object max_size) except -1:
     if isinstance(max_size, bool) or not isinstance(max_size, int):
         raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
+    if not 1 <= max_size <= MAX_INFLATED_SIZE_LIMIT:
+        raise ValueError(f"max_size must be between 1 and {MAX_INFLATED_SIZE_LIMIT} (bytes), got {max_size}")
     return max_size
 
 
