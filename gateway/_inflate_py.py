@@ -17,14 +17,34 @@ Discord's two transport compressions, one decompression context per connection:
   (zstd's own "next input size" hint cannot do this alone: 3 at a block boundary, but also 3 with one checksum
   byte buffered.) An empty websocket message inflates to b"".
 
-Both inflaters bound one decompressed message by ``max_size`` (InflatedTooLargeError as soon as the output passes
-it), and bound the compressed bytes a zlib inflater buffers while waiting for the marker the same way. Any error
-poisons the inflater: every later ``feed`` raises CompressionError until ``reset()``.
+What a websocket message may contain, and what ``feed`` returns (the same in both twins):
 
-The zlib backend is picked by measurement (``bench/bench_inflate.py``): ``zlib_ng`` when importable (fastest on
-~1 KB events, the steady state of a bot), else ``isal.isal_zlib`` (fastest on multi-MB payloads, slower than the
-standard library on small ones), else the standard library's ``zlib``. ``ZLIB_BACKEND`` names the one in use
-(a module attribute, not in ``__all__``: its value differs between the twins).
+* zlib-stream: any piece of the stream. Once the buffered data ends with ``00 00 FF FF``, everything buffered is
+  inflated and returned (several flushed payloads in one message come back concatenated); else None.
+* zstd-stream: whole blocks and frames, any number: a frame may end anywhere in a message and be followed by more
+  frames (or skippable frames, which give nothing). ``feed`` returns the content of all of them, concatenated.
+
+Contract (tested in ``tests/test_inflate*.py``):
+
+1. Valid streams give exactly the bytes that were compressed, in every twin and with every zlib backend.
+2. Corrupt streams give CompressionError, or InflatedTooLargeError once the output passes ``max_size``, or bytes
+   where the library cannot tell (never more than ``max_size``); never another exception class, never a hang.
+   Which of these, and which error comes first (corruption or ceiling), is the C library's decision: results are
+   identical where both twins run the same library (the compiled zlib twin and this twin on the standard library's
+   zlib load the same libz), and may differ otherwise (isal, zlib-ng; the system libzstd of the compiled twin
+   versus the one python-zstandard bundles).
+3. Any error poisons the inflater: every later ``feed`` raises CompressionError until ``reset()``.
+4. ``max_size`` is an int from 1 to MAX_INFLATED_SIZE_LIMIT, checked at construction (TypeError / ValueError).
+   Both inflaters bound one decompressed message by it, and a zlib inflater bounds the compressed bytes it buffers
+   while waiting for the marker the same way.
+
+zlib backend of this twin: the standard library's ``zlib`` by default, measured and chosen for agreement
+(``bench/bench_inflate.py``, README "Inflaters"): it is the library the compiled twin links, so the twins agree
+on corrupt input too, and on ~1 KB events it is faster than ``isal`` (which wins only on multi-MB messages) and
+within ~20 % of ``zlib-ng``. ``GATEWAY_ZLIB_BACKEND=zlib-ng`` / ``isal`` / ``zlib`` (read when this module is
+imported; an error if that backend is not installed) picks another for the process, ``zlib_stream_inflater(backend)``
+for one inflater. ``ZLIB_BACKEND`` names the default (a module attribute, not in ``__all__``: its value differs
+between the twins).
 """
 
 from __future__ import annotations

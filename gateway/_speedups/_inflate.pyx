@@ -7,7 +7,10 @@ write into one reusable output buffer per inflater (grown by doubling up to ``ma
 message over 4 MiB; allocated with PyMem_Raw* so tracemalloc sees them), and each payload is copied once into a
 bytes object of the exact size. A complete zlib message is inflated straight from the websocket message; only
 incomplete ones are copied into the (reused) pending buffer.
-The zstd truncation check walks the frame/block structure exactly as the pure twin does (see its docstring).
+The zstd truncation check walks the frame/block structure exactly as the pure twin does.
+What a message may contain, what ``feed`` returns and the contract on corrupt input and ``max_size`` are the pure
+twin's (see its docstring): this twin links the system zlib and libzstd, so on corrupt input it agrees exactly
+with the pure twin on the standard library's zlib (the same libz), and within the contract otherwise.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
