@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
+import subprocess
 import sys
 import tracemalloc
 import zlib
@@ -280,6 +282,23 @@ def test_zstd_frame_ends_then_stream_continues(inflate: ModuleType) -> None:
     assert [inflater.feed(m) for m in messages] == PAYLOADS[:22]
 
 
+@pytest.mark.parametrize("second_size", [18, 3000])
+@pytest.mark.parametrize("max_size", [1 << 20, 256 * 1024 * 1024])
+def test_zstd_message_with_a_frame_end_and_then_a_whole_frame(inflate: ModuleType, second_size: int, max_size: int) -> None:
+    """Issue 16 (../shared/findings/twin-fuzz/zstd-frame-end-01.py, -02.py): a message longer than the pure twin's
+    feeding step that ends one frame and holds another: both payloads, whole (the pure twin once lost the second,
+    or raised CompressionError inside it)."""
+    rng = random.Random(1)
+    first = b'{"op":0,"d":{"content":"' + rng.randbytes(3000).hex().encode() + b'"}}'
+    second = rng.randbytes(second_size // 2).hex().encode()
+    compressor = zstandard.ZstdCompressor(level=3)
+    message = compressor.compress(first) + compressor.compress(second)
+    assert len(message) > (max_size >> 17) + 16  # past the first step
+    inflater = inflate.ZstdStreamInflater(max_size)
+    assert inflater.feed(message) == first + second
+    assert inflater.feed(compressor.compress(b"next")) == b"next"
+
+
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_zstd_accepts_buffer_types(inflate: ModuleType, kind: type) -> None:
     inflater = inflate.ZstdStreamInflater()
@@ -516,3 +535,53 @@ def test_corpus_golden_replay_zstd(inflate: ModuleType) -> None:
     payloads = steady_corpus()
     inflater = inflate.ZstdStreamInflater()
     assert [inflater.feed(m) for m in corpus.compress_zstd(payloads)] == payloads
+
+
+# ---------------------------------------------------------------- pure twin's zlib backend
+
+
+def test_pure_default_zlib_backend_is_the_standard_library() -> None:
+    """The default is stdlib zlib (the compiled twin's library) unless GATEWAY_ZLIB_BACKEND names another."""
+    from gateway import _inflate_py
+
+    chosen = os.environ.get("GATEWAY_ZLIB_BACKEND", "").strip().lower() or "zlib"
+    assert _inflate_py.ZLIB_BACKEND == chosen
+    assert _inflate_py.ZlibStreamInflater().backend == chosen
+    assert "zlib" in _inflate_py.installed_zlib_backends()
+
+
+@pytest.mark.parametrize("backend", ["zlib", "isal", "zlib-ng"])
+def test_gateway_zlib_backend_env_picks_the_pure_backend(backend: str) -> None:
+    from gateway import _inflate_py
+
+    if backend not in _inflate_py.installed_zlib_backends():
+        pytest.skip(f"{backend} not installed")
+    code = (
+        "from gateway import _inflate_py as p, _inflate as s; import zlib;"
+        "c = zlib.compressobj(); i = p.ZlibStreamInflater();"
+        "assert i.feed(c.compress(b'hi') + c.flush(zlib.Z_SYNC_FLUSH)) == b'hi';"
+        "print(p.ZLIB_BACKEND, i.backend, s.IMPLEMENTATION)"
+    )
+    env = {**os.environ, "GATEWAY_ZLIB_BACKEND": backend.upper(), "GATEWAY_NO_SPEEDUPS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [backend, backend, "pure"]
+
+
+@pytest.mark.parametrize(("value", "error"), [("zlib-fast", "ValueError: GATEWAY_ZLIB_BACKEND='zlib-fast' is not a zlib backend")])
+def test_gateway_zlib_backend_env_rejects_unknown_names(value: str, error: str) -> None:
+    env = {**os.environ, "GATEWAY_ZLIB_BACKEND": value}
+    done = subprocess.run([sys.executable, "-c", "import gateway._inflate_py"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert error in done.stderr
+
+
+def test_zlib_stream_inflater_pins_one_backend() -> None:
+    from gateway import _inflate_py
+
+    for backend in _inflate_py.installed_zlib_backends():
+        inflater = _inflate_py.zlib_stream_inflater(backend, max_size=10)
+        assert (inflater.backend, inflater.max_size) == (backend, 10)
+        assert inflater.feed(zlib_stream([b"abc"])[0]) == b"abc"
+    with pytest.raises(ValueError, match="unknown zlib backend 'brotli'"):
+        _inflate_py.zlib_stream_inflater("brotli")
