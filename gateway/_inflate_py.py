@@ -147,24 +147,29 @@ class ZlibStreamInflater:
     marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
     """
 
-    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error", "_zlib", "_zlib_error", "backend")
+    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error", "_zlib", "_zlib_error", "_backend")
 
     def __init__(self, max_size: int = DEFAULT_MAX_INFLATED_SIZE) -> None:
         self._max_size: int = _check_max_size(max_size)
         self._buffer = bytearray()
+        self._error: str | None = None
         self._use_backend(ZLIB_BACKEND)
 
     def _use_backend(self, name: str) -> None:
         self._zlib: ModuleType = load_zlib_backend(name)
         self._zlib_error: type[Exception] = self._zlib.error
-        #: The zlib backend this inflater runs on (one of ZLIB_BACKENDS).
-        self.backend: str = name
+        self._backend = name
         self.reset()
 
     @property
     def max_size(self) -> int:
         """The ceiling for one decompressed message (read-only)."""
         return self._max_size
+
+    @property
+    def backend(self) -> str:
+        """The zlib library this inflater runs on: one of ZLIB_BACKENDS ("zlib": the libz the compiled twin links)."""
+        return self._backend
 
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""

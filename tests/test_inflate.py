@@ -576,6 +576,15 @@ def test_gateway_zlib_backend_env_rejects_unknown_names(value: str, error: str) 
     assert error in done.stderr
 
 
+def test_zlib_inflater_names_its_backend(inflate: ModuleType) -> None:
+    inflater = inflate.ZlibStreamInflater()
+    assert inflater.backend in ("zlib", "isal", "zlib-ng")
+    if inflate.__name__.startswith("gateway._speedups."):
+        assert inflater.backend == "zlib"
+    with pytest.raises(AttributeError):
+        inflater.backend = "isal"  # type: ignore[misc]
+
+
 def test_zlib_stream_inflater_pins_one_backend() -> None:
     from gateway import _inflate_py
 

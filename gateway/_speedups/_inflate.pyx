@@ -175,6 +175,11 @@ cdef class ZlibStreamInflater:
     def max_size(self) -> int:
         return self._max_size
 
+    @property
+    def backend(self) -> str:
+        """Always "zlib": the system libz, the library the pure twin's default backend loads too."""
+        return "zlib"
+
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
         if inflateReset(&self._stream) != Z_OK:
