@@ -537,6 +537,24 @@ def test_corpus_golden_replay_zstd(inflate: ModuleType) -> None:
     assert [inflater.feed(m) for m in corpus.compress_zstd(payloads)] == payloads
 
 
+@pytest.mark.parametrize("codec", ["zlib", "zstd"])
+def test_ceiling_holds_after_another_inflater_grew_the_shared_buffer(inflate: ModuleType, codec: str) -> None:
+    """The compiled twin shares one output buffer per thread: a small ceiling must hold when it is large."""
+    encode = zlib_stream if codec == "zlib" else zstd_stream
+    make = inflate.ZlibStreamInflater if codec == "zlib" else inflate.ZstdStreamInflater
+    big = random.Random(3).randbytes(300_000)
+    assert make().feed(encode([big])[0]) == big  # grows the buffer past 256 KiB for this message
+    payload = b"0123456789" * 100
+    assert make(max_size=1000).feed(encode([payload])[0]) == payload
+    small = make(max_size=999)
+    with pytest.raises(InflatedTooLargeError):
+        small.feed(encode([payload])[0])
+    first, second = make(max_size=2000), make(max_size=2000)
+    first_messages, second_messages = encode([payload, big[:1500]]), encode([big[:1500], payload])
+    assert [first.feed(first_messages[0]), second.feed(second_messages[0])] == [payload, big[:1500]]
+    assert [second.feed(second_messages[1]), first.feed(first_messages[1])] == [payload, big[:1500]]
+
+
 # ---------------------------------------------------------------- pure twin's zlib backend
 
 
