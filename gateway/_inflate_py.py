@@ -186,6 +186,8 @@ class ZlibStreamInflater:
         """Add one websocket message; return the gateway payload it completes, or None if more must come."""
         if self._error is not None:
             raise _poisoned(self._error)
+        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
+            message = message.cast("B")  # positions count bytes, as in the compiled twin
         buffer = self._buffer
         if not buffer and message[-4:] == ZLIB_SUFFIX:
             data: Buffer = message  # fast path: one complete message, no copy
@@ -293,6 +295,8 @@ class ZstdStreamInflater:
         """Decompress one websocket message (one gateway message) and return it."""
         if self._error is not None:
             raise _poisoned(self._error)
+        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
+            message = message.cast("B")  # positions count bytes, as in the compiled twin
         try:
             inflated = self._decompress(message)
         except zstandard.ZstdError as exc:

@@ -555,6 +555,18 @@ def test_ceiling_holds_after_another_inflater_grew_the_shared_buffer(inflate: Mo
     assert [second.feed(second_messages[1]), first.feed(first_messages[1])] == [payload, big[:1500]]
 
 
+def test_memoryview_of_wider_items_is_read_as_bytes(inflate: ModuleType) -> None:
+    """Positions count bytes in both twins, whatever the item size of a memoryview (the compiled twin reads the
+    raw buffer; the pure one once counted 4-byte items and lost the zstd frame)."""
+    import array
+
+    payload = next(p for p in (b"x" * n + b"hello" for n in range(64)) if len(zlib_stream([p])[0]) % 4 == 0)
+    assert inflate.ZlibStreamInflater().feed(memoryview(array.array("I", zlib_stream([payload])[0]))) == payload
+    compressor = zstandard.ZstdCompressor()
+    payload = next(p for p in (b"y" * n + b"abc" for n in range(64)) if len(compressor.compress(p)) % 4 == 0)
+    assert inflate.ZstdStreamInflater().feed(memoryview(array.array("I", compressor.compress(payload)))) == payload
+
+
 # ---------------------------------------------------------------- pure twin's zlib backend
 
 
