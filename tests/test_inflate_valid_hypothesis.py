@@ -5,6 +5,7 @@ Valid data must never lose a byte (issue 16). The streams are built the ways a s
 * zstd-stream: one endless frame flushed per payload (Discord), a frame ended per payload (compatible servers), or
   any mix; several payloads coalesced into one websocket message, so frame ends fall anywhere inside a message and
   a message may hold several frames; payload sizes around the pure twin's feeding steps; several ``max_size``.
+  Cuts fall between flushed units: a zstd-stream message cut inside a block is truncated, not valid, and raises.
 * zlib-stream: one deflate stream with Z_SYNC_FLUSH, Z_FULL_FLUSH or no flush after each payload, cut into
   websocket messages at arbitrary points (so a gateway message spans several websocket messages, and one
   websocket message may complete several flushed payloads), several ``max_size``.
