@@ -17,6 +17,12 @@ whitespace), scalar values at the top level, and the values of ``op``/``s``/``t`
 is reported when ``Event.data`` decodes it. Every failure raises :class:`gateway.errors.PayloadError` with
 ``.payload``; a payload that is not ``bytes`` raises TypeError.
 
+Nesting depth: the scan has no depth limit and its answer does not depend on the depth or on the caller's stack.
+Containers are skipped iteratively (the pure twin's C-scanner shortcut falls back to the iterative skip when it hits
+the recursion limit), and a container as the value of ``op``/``s``/``t`` is rejected without being decoded. A ``d``
+nested deeper than the JSON backend accepts (orjson: 1,024 levels) scans fine; ``Event.data`` then raises
+PayloadError.
+
 The slow-path decoding of single values always uses the stdlib ``json`` (in both twins), whatever GATEWAY_JSON
 says: it keeps integers exact and makes the scan's answer independent of the backend.
 
@@ -84,7 +90,7 @@ def _container_end(payload: bytes, opening: int) -> int:
     """
     try:
         return _raw_decode(payload.decode("latin-1"), opening)[1]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the C scanner's stack allows
         return _structural_container_end(payload, opening)
 
 
@@ -130,6 +136,8 @@ def _value_end(payload: bytes, start: int) -> int:
         raise _error(f"invalid literal {token[:20]!r} at {start}", payload)
     return match.end()
 
+
+_CONTAINER = object()
 
 _ENVELOPE_KEYS = {"op": b"op", "s": b"s", "t": b"t", "d": b"d"}
 
@@ -180,7 +188,13 @@ def _parse_name(payload: bytes, start: int, end: int) -> str | None:
 
 
 def _decode_value(payload: bytes, start: int, end: int) -> object:
-    """The slow path: let the JSON parser decode one value's own text."""
+    """The slow path: let the JSON parser decode one value's own text.
+
+    A container is never an acceptable ``op``/``s``/``t``, so it is not decoded (however deep it is nested): the
+    sentinel returned fails the caller's type check.
+    """
+    if payload[start] == _OPEN_BRACE or payload[start] == _OPEN_BRACKET:
+        return _CONTAINER
     try:
         return json.loads(payload[start:end])
     except ValueError as exc:
@@ -202,7 +216,7 @@ def _scan_canonical(payload: bytes) -> tuple[int, int | None, str | None, int, i
         try:
             if _raw_decode(payload.decode("latin-1"), d_start)[1] != d_end:
                 return None
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     elif payload[d_start:d_end] != b"null":  # other scalars: the general scanner checks them (json accepts NaN)
         return None

@@ -472,7 +472,15 @@ cdef inline bint _small_integer(const unsigned char *text, Py_ssize_t length, lo
     return True
 
 
+cdef object _CONTAINER = object()
+
+
 cdef object _decode_value(bytes payload, Py_ssize_t start, Py_ssize_t end):
+    """The slow path: json decodes one value's own text; a container is never decoded (the sentinel fails the
+    caller's type check), so no nesting depth can make it recurse."""
+    cdef unsigned char first = (<const unsigned char *>PyBytes_AS_STRING(payload))[start]
+    if first == OPEN_BRACE or first == OPEN_BRACKET:
+        return _CONTAINER
     try:
         return json.loads(payload[start:end])
     except ValueError as exc:
