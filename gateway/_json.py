@@ -63,16 +63,18 @@ def _stdlib_dumps(obj: Any) -> bytes:
 
 
 def _build(name: str) -> tuple[Callable[[Any], Any], Callable[[Any], bytes], tuple[type[BaseException], ...]]:
+    # RecursionError: json and msgspec raise it for nesting deeper than the stack allows (orjson and simdjson stop
+    # at 1,024 levels with ValueError / RuntimeError); a hostile payload must only ever give a DECODE_ERRORS class.
     if name == "orjson":
         import orjson
 
-        return orjson.loads, orjson.dumps, (ValueError,)
+        return orjson.loads, orjson.dumps, (ValueError, RecursionError)
     if name == "simdjson":
         import simdjson
 
         # simdjson.loads takes bytes, bytearray and memoryview; it raises RuntimeError for out-of-range integers.
         return simdjson.loads, _stdlib_dumps, (ValueError, RuntimeError)
-    return _stdlib_loads, _stdlib_dumps, (ValueError,)
+    return _stdlib_loads, _stdlib_dumps, (ValueError, RecursionError)
 
 
 #: The backend in use: "orjson", "simdjson" or "json".
