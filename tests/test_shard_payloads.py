@@ -56,8 +56,9 @@ async def send_dispatch(gw: FakeGateway, d: bytes, name: bytes = b"MESSAGE_CREAT
 def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The selected JSON backend, and the stdlib one (which raises RecursionError on deep input)."""
     if request.param == "json":
-        loads, dumps, errors = gateway._json._build("json")
+        loads, loads_span, dumps, errors = gateway._json._build("json")
         monkeypatch.setattr(gateway._json, "loads", loads)
+        monkeypatch.setattr(gateway._json, "loads_span", loads_span)
         monkeypatch.setattr(gateway._json, "DECODE_ERRORS", errors)
     return str(request.param)
 
