@@ -1,5 +1,5 @@
-"""JSON selector: ``loads`` (bytes/memoryview -> Python objects), ``loads_span`` (one slice of a payload, not copied
-where the backend reads a memoryview), ``dumps`` (object -> compact UTF-8 bytes), ``BACKEND``.
+"""JSON selector: ``loads`` (bytes/memoryview -> Python objects), ``dumps`` (object -> compact UTF-8 bytes), ``BACKEND``,
+``VIEWS`` (whether ``loads`` reads a memoryview in place, so a slice of a payload need not be copied).
 
 Backend order when nothing is forced: ``orjson`` if installed, else ``msgspec``, else ``simdjson`` (pysimdjson, the
 declared dependency), else the stdlib ``json``. ``GATEWAY_JSON=json|simdjson|msgspec|orjson`` forces one (``auto`` or
@@ -10,8 +10,9 @@ with a ``d``, mean 664 bytes; ``d`` decoded to a plain dict; 60 interleaved roun
 2-core machine, so ratios to orjson within each round, median [quartiles]): orjson 1.00 (bytes slice), orjson on a
 memoryview 1.05 [0.91-1.19], msgspec 1.06 [0.92-1.23] (memoryview 1.06), simdjson.loads 1.92 [1.78-2.29] (memoryview
 2.33), json 3.16 [2.71-3.54]. orjson and msgspec are within noise of each other; orjson stays first. A memoryview
-costs nothing measurable on gateway-sized ``d`` and saves a copy of a multi-MB ``d`` (GUILD_CREATE), so
-``loads_span`` hands orjson and msgspec a memoryview; simdjson gets a bytes slice (slower on a memoryview).
+costs nothing measurable on gateway-sized ``d`` and saves a copy of a multi-MB ``d`` (GUILD_CREATE): ``VIEWS`` is
+True for orjson and msgspec, and ``Event`` hands them a memoryview for a large ``d``; simdjson (slower on a
+memoryview) and json (which needs bytes) get a bytes slice.
 orjson and msgspec are optional extras (``gateway[speed]``); pysimdjson stays the declared dependency.
 simdjson's lazy ``Parser`` proxy is not used for events users keep (see ``gateway/event.py``).
 
@@ -29,7 +30,7 @@ import json as _stdlib_json
 import os
 from typing import Any, Callable
 
-__all__ = ["loads", "loads_span", "dumps", "BACKEND", "DECODE_ERRORS", "select_backend"]
+__all__ = ["loads", "dumps", "BACKEND", "VIEWS", "DECODE_ERRORS", "select_backend"]
 
 _BACKENDS = ("orjson", "msgspec", "simdjson", "json")
 
@@ -69,41 +70,33 @@ def _stdlib_dumps(obj: Any) -> bytes:
     return _stdlib_json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-Span = Callable[[bytes, int, int], Any]
-
-
-def _build(name: str) -> tuple[Callable[[Any], Any], Span, Callable[[Any], bytes], tuple[type[BaseException], ...]]:
+def _build(name: str) -> tuple[Callable[[Any], Any], Callable[[Any], bytes], tuple[type[BaseException], ...], bool]:
+    """``(loads, dumps, DECODE_ERRORS, VIEWS)`` of backend ``name``."""
     # RecursionError: json and msgspec raise it for nesting deeper than the stack allows (orjson and simdjson stop
     # at 1,024 levels with ValueError / RuntimeError); a hostile payload must only ever give a DECODE_ERRORS class.
     if name == "orjson":
         import orjson
 
-        orjson_loads = orjson.loads
-        return (orjson_loads, lambda payload, start, end: orjson_loads(memoryview(payload)[start:end]), orjson.dumps,
-                (ValueError, RecursionError))
+        return orjson.loads, orjson.dumps, (ValueError, RecursionError), True
     if name == "msgspec":
         import msgspec
 
-        msgspec_loads = msgspec.json.Decoder().decode
-        return (msgspec_loads, lambda payload, start, end: msgspec_loads(memoryview(payload)[start:end]),
-                msgspec.json.Encoder().encode, (ValueError, RecursionError))  # msgspec.DecodeError is a ValueError
+        # msgspec.DecodeError (and ValidationError) are ValueErrors.
+        return (msgspec.json.Decoder().decode, msgspec.json.Encoder().encode, (ValueError, RecursionError), True)
     if name == "simdjson":
         import simdjson
 
         # simdjson.loads takes bytes, bytearray and memoryview; it raises RuntimeError for out-of-range integers.
-        simdjson_loads = simdjson.loads
-        return (simdjson_loads, lambda payload, start, end: simdjson_loads(payload[start:end]), _stdlib_dumps,
-                (ValueError, RuntimeError))
-    return (_stdlib_loads, lambda payload, start, end: _stdlib_json.loads(payload[start:end]), _stdlib_dumps,
-            (ValueError, RecursionError))
+        return simdjson.loads, _stdlib_dumps, (ValueError, RuntimeError), False
+    return _stdlib_loads, _stdlib_dumps, (ValueError, RecursionError), False
 
 
 #: The backend in use: "orjson", "msgspec", "simdjson" or "json".
 BACKEND: str = select_backend(os.environ.get("GATEWAY_JSON"))
 
 loads: Callable[[bytes | bytearray | memoryview], Any]
-#: ``loads_span(payload, start, end)`` decodes ``payload[start:end]`` (a memoryview where the backend reads one).
-loads_span: Span
 dumps: Callable[[Any], bytes]
 DECODE_ERRORS: tuple[type[BaseException], ...]
-loads, loads_span, dumps, DECODE_ERRORS = _build(BACKEND)
+#: True when ``loads`` reads a memoryview in place (orjson, msgspec): a slice of a large payload need not be copied.
+VIEWS: bool
+loads, dumps, DECODE_ERRORS, VIEWS = _build(BACKEND)

@@ -21,7 +21,7 @@ saved per event); one that reads ``data`` pays one attribute check more than an 
 simdjson's lazy proxy: the proxy is tied to its parser, and pysimdjson refuses to reuse a parser while any proxy of
 an older document is alive (RuntimeError "Tried to re-use a parser ..."), so events a user keeps would break the
 next parse; a parser per event (0.77 us) keeps the whole parser buffer alive for as long as the event (tens of MB for
-a large GUILD_CREATE) and hands out proxies that are not dicts. So ``data`` is what ``gateway._json.loads_span`` returns
+a large GUILD_CREATE) and hands out proxies that are not dicts. So ``data`` is what ``gateway._json.loads`` returns
 (orjson when installed: twice as fast as simdjson.loads on these payloads; re-measured in ``gateway/_json.py``).
 
 The fast path for handlers that need a few fields (issue 11; numbers in README "Fast path for handlers"):
@@ -46,7 +46,8 @@ T = TypeVar("T")
 
 _NOT_DECODED: Any = object()
 _NAMING_FILTER = EventFilter(0)
-#: A value longer than this is decoded from a memoryview (no copy); a shorter one from a bytes slice (cheaper).
+#: With a backend that reads memoryviews (``_json.VIEWS``), a ``d`` or value longer than this is decoded from a
+#: memoryview of ``raw`` (no copy of a multi-MB GUILD_CREATE); a shorter one from a bytes slice (as fast, see _json).
 _VIEW_THRESHOLD = 4096
 
 
@@ -117,8 +118,10 @@ class Event:
             if self._d_start < 0:
                 data = None
             else:
+                start, end = self._d_start, self._d_end
+                text = memoryview(self.raw)[start:end] if _json.VIEWS and end - start > _VIEW_THRESHOLD else self.raw[start:end]
                 try:
-                    data = _json.loads_span(self.raw, self._d_start, self._d_end)
+                    data = _json.loads(text)
                 except _json.DECODE_ERRORS as exc:
                     raise PayloadError(f"{self.name} event: d is not valid JSON ({exc})", self.raw) from None
             self._data = data
@@ -144,10 +147,9 @@ class Event:
             raise PayloadError(f"{self.name} event: {exc}", raw) from exc
         if start < 0:
             return default
+        text = memoryview(raw)[start:end] if _json.VIEWS and end - start > _VIEW_THRESHOLD else raw[start:end]
         try:
-            if end - start > _VIEW_THRESHOLD:
-                return _json.loads_span(raw, start, end)
-            return _json.loads(raw[start:end])
+            return _json.loads(text)
         except _json.DECODE_ERRORS as exc:
             raise PayloadError(f"{self.name} event: d[{key!r}] is not valid JSON ({exc})", raw) from None
 

@@ -248,14 +248,29 @@ def test_decode_without_msgspec_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     assert build(MESSAGE).get("id") == "1" and build(MESSAGE).data["id"] == "1"  # the rest works without it
 
 
-def test_json_loads_span_and_deep_input_give_decode_errors() -> None:
+def test_every_backend_reads_slices_and_gives_decode_errors_on_deep_input() -> None:
     payload = b'xx{"a":[1,2]}yy'
-    assert _json.loads_span(payload, 2, 13) == {"a": [1, 2]}
     with pytest.raises(_json.DECODE_ERRORS):
         _json.loads(b"[" * 100_000 + b"]" * 100_000)
     for backend in ("json", "simdjson", "msgspec", "orjson"):
         pytest.importorskip(backend)
-        loads, loads_span, _, errors = _json._build(backend)
-        assert loads_span(payload, 2, 13) == loads(b'{"a":[1,2]}') == {"a": [1, 2]}
+        loads, _, errors, views = _json._build(backend)
+        assert loads(memoryview(payload)[2:13]) == loads(payload[2:13]) == {"a": [1, 2]}
+        assert views == (backend in ("orjson", "msgspec"))
         with pytest.raises(errors):
-            loads_span(b"[" * 100_000 + b"]" * 100_000, 0, 200_000)
+            loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_large_d_and_values_decode_from_a_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.event
+
+    seen: list[type] = []
+    real = _json.loads
+    monkeypatch.setattr(_json, "loads", lambda text: seen.append(type(text)) or real(text))
+    big = json.dumps({"members": ["x" * 10] * 1000, "id": "5"}).encode()
+    event = build(b'{"op":0,"t":"GUILD_CREATE","s":1,"d":' + big + b"}")
+    assert event.get("id") == "5" and len(event.get("members")) == 1000
+    assert event.data["id"] == "5"
+    view = memoryview if _json.VIEWS else bytes
+    assert seen == [bytes, view, view]
+    assert gateway.event._VIEW_THRESHOLD < len(big)

@@ -56,10 +56,10 @@ async def send_dispatch(gw: FakeGateway, d: bytes, name: bytes = b"MESSAGE_CREAT
 def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The selected JSON backend, and the stdlib one (which raises RecursionError on deep input)."""
     if request.param == "json":
-        loads, loads_span, dumps, errors = gateway._json._build("json")
+        loads, dumps, errors, views = gateway._json._build("json")
         monkeypatch.setattr(gateway._json, "loads", loads)
-        monkeypatch.setattr(gateway._json, "loads_span", loads_span)
         monkeypatch.setattr(gateway._json, "DECODE_ERRORS", errors)
+        monkeypatch.setattr(gateway._json, "VIEWS", views)
     return str(request.param)
 
 
@@ -113,22 +113,49 @@ class _FailingFilter:
         return self._real.scan(payload)
 
 
+class _FailingInflater:
+    """An inflater that raises ZeroDivisionError (a stand-in for a bug) once it has inflated a MARKER payload."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def feed(self, message: bytes) -> bytes | None:
+        payload = self._real.feed(message)
+        if payload is not None and MARKER in payload:
+            raise ZeroDivisionError("injected")
+        return payload  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        self._real.reset()
+
+
 MARKER = b"boom-6b1d"
 
 
-@pytest.mark.parametrize("compression", COMPRESSIONS)
+def _failing(twins: dict[str, ModuleType], step: str) -> dict[str, Any]:
+    if step == "scan":
+        real = twins["envelope"].EventFilter
+        return {**twins, "envelope": SimpleNamespace(EventFilter=lambda wanted: _FailingFilter(real, wanted))}
+    make = twins["inflate"].make_inflater
+
+    def make_inflater(compression: str | None, max_size: int) -> Any:
+        inflater = make(compression, max_size)
+        return None if inflater is None else _FailingInflater(inflater)
+
+    return {**twins, "inflate": SimpleNamespace(make_inflater=make_inflater)}
+
+
+@pytest.mark.parametrize(
+    ("step", "compression"), [("scan", c) for c in COMPRESSIONS] + [("inflate", c) for c in COMPRESSIONS if c]
+)
 def test_an_unexpected_exception_is_logged_and_the_shard_goes_on(
-    twins: dict[str, ModuleType], compression: str | None, caplog: pytest.LogCaptureFixture
+    twins: dict[str, ModuleType], compression: str | None, step: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Fault injection below the transport (the socket and the fake gateway are real): a filter with a bug.
-    real = twins["envelope"].EventFilter
-    failing = SimpleNamespace(EventFilter=lambda wanted: _FailingFilter(real, wanted))
+    # Fault injection below the transport (the socket and the fake gateway are real): a bug in one step.
     caplog.set_level(logging.ERROR, logger="gateway.shard")
 
     async def body() -> None:
-        async with FakeGateway(token=TOKEN) as gw, running(
-            gw, {**twins, "envelope": failing}, compression=compression
-        ) as shard:
+        async with FakeGateway(token=TOKEN) as gw, running(gw, _failing(twins, step), compression=compression) as shard:
             await next_named(shard, "READY")
             await gw.send_raw(b'{"op":0,"t":"X","s":null,"d":"' + MARKER + b'"}')
             good = await gw.dispatch("MESSAGE_CREATE", {"id": "2"})
@@ -139,11 +166,12 @@ def test_an_unexpected_exception_is_logged_and_the_shard_goes_on(
             assert len(errors) == 1 and "ZeroDivisionError" in errors[0].getMessage()
             assert errors[0].exc_info is not None and errors[0].exc_info[0] is ZeroDivisionError
             assert TOKEN not in caplog.text
-            if compression is None:
-                assert len(gw.connections) == 1  # the payload is skipped; nothing else changes
+            if step == "scan":
+                assert len(gw.connections) == 1  # the payload is skipped; the stream is intact
+                assert gw.received_payloads(6) == []
             else:
-                # The inflater's state is unknown after an exception out of the receive path: resume on a new
-                # connection (the fake replays what was missed, so the good event above still arrived once).
+                # The inflater's state is unknown after an exception out of it: resume on a new connection (the
+                # fake replays what was missed, so the good event above still arrived, once).
                 await until(lambda: len(gw.received_payloads(6)) == 1, what="RESUME")
             assert shard.status in (ShardStatus.ACTIVE, ShardStatus.RESUMING)
 

@@ -14,7 +14,7 @@ string is allocated for them. Measured (2026-11-28, this 2-core Xeon, timeit med
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 import json
 
@@ -296,13 +296,23 @@ cdef inline Py_ssize_t _skip_whitespace(const unsigned char *data, Py_ssize_t si
 
 
 cdef Py_ssize_t _string_end(const unsigned char *data, Py_ssize_t size, Py_ssize_t opening, bytes payload) except -1:
+    """Index just after the quote closing the string that opens at ``opening``: memchr finds each quote, and the
+    quote closes the string when an even number of backslashes precedes it (the same answer as walking the string
+    with "a backslash escapes the byte after it"; the opening quote bounds the backward count)."""
     cdef Py_ssize_t position = opening + 1
-    cdef unsigned char c
+    cdef Py_ssize_t quote, run
+    cdef const unsigned char *found
     while position < size:
-        c = data[position]
-        if c == QUOTE:
-            return position + 1
-        position += 2 if c == BACKSLASH else 1
+        found = <const unsigned char *>memchr(data + position, QUOTE, <size_t>(size - position))
+        if found == NULL:
+            break
+        quote = found - data
+        run = 0
+        while data[quote - 1 - run] == BACKSLASH:
+            run += 1
+        if run % 2 == 0:
+            return quote + 1
+        position = quote + 1
     raise _error("unterminated string", payload)
 
 
