@@ -11,7 +11,8 @@
   once, in order (names and sequence numbers compared with the corpus). hikari's ``GatewayShardImpl`` (event manager
   stubbed: ``consume_raw_event`` does the same workload on the dict hikari parsed) runs against the same server in the
   same worker, rows interleaved, when hikari is installed; ``ratio`` of our rows = our events/s / hikari's (same
-  workload, touch for touch-get, same compression).
+  workload, touch for touch-get, same compression). The note also gives the client's CPU time (user + sys) per
+  stream event and the CPU ratio, which a loaded machine disturbs much less than events/s.
 - **memory**: RSS growth per idle connected shard (N shards in one client process, ``IdentifyQueue(delay=0)``, the
   ``FakeGateway`` in another process, heartbeating every 2 s, measured after every shard is ACTIVE and has
   heartbeated), for zlib-stream, zstd-stream and no compression; plus the share of the inflater alone.
@@ -458,6 +459,7 @@ async def e2e_ours(url: str, compression: str, twin: str, expected: int, workloa
     names: list[str] = []
     seqs: list[int | None] = []
     stamps = [0.0, 0.0]
+    cpu = [0.0, 0.0]
     progress = [0]
     perf = time.perf_counter
     dog = asyncio.create_task(_watchdog(progress, 10.0, shard.close))
@@ -467,17 +469,19 @@ async def e2e_ours(url: str, compression: str, twin: str, expected: int, workloa
             now = perf()
             if not names:
                 stamps[0] = now
+                cpu[0] = time.process_time()
             names.append(event.name)
             seqs.append(event.seq)
             stamps[1] = now
             progress[0] += 1
             if len(names) >= expected:
+                cpu[1] = time.process_time()
                 break
     finally:
         dog.cancel()
         await shard.close()
-    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1],
-            "payload_errors": shard.payload_errors}
+    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "cpu_first": cpu[0],
+            "cpu_last": cpu[1], "payload_errors": shard.payload_errors}
 
 
 class _HikariStubs:
@@ -524,6 +528,7 @@ async def _e2e_hikari(port: int, compression: str, expected: int, workload: str 
     names: list[str] = []
     seqs: list[int | None] = []
     stamps = [0.0, 0.0]
+    cpu = [0.0, 0.0]
     done = asyncio.get_running_loop().create_future()
     perf = time.perf_counter
     consume = _hikari_consumer(workload)
@@ -533,9 +538,11 @@ async def _e2e_hikari(port: int, compression: str, expected: int, workload: str 
         now = perf()
         if not names:
             stamps[0] = now
+            cpu[0] = time.process_time()
         names.append(name)
         stamps[1] = now
         if len(names) >= expected and not done.done():
+            cpu[1] = time.process_time()
             done.set_result(None)
 
     shard = _hikari_shard(f"ws://127.0.0.1:{port}/steady", compression, _HikariStubs(on_event))
@@ -559,7 +566,8 @@ async def _e2e_hikari(port: int, compression: str, expected: int, workload: str 
         dog.cancel()
         watcher.cancel()
         await shard.close()
-    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "payload_errors": 0}
+    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "cpu_first": cpu[0],
+            "cpu_last": cpu[1], "payload_errors": 0}
 
 
 def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[str, Any]:
@@ -571,7 +579,7 @@ def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[st
     expected_seqs = [1] + [int(p[p.index(b'"s":') + 4:p.index(b',"op"')]) for p in payloads if _dispatch_name(p)]
     del payloads
     position_of_seq = {seq: index for index, seq in enumerate(expected_seqs)}
-    results: dict[str, dict[str, Any]] = {k: {"rates": [], "problems": []} for k in kinds}
+    results: dict[str, dict[str, Any]] = {k: {"rates": [], "cpu_us": [], "problems": []} for k in kinds}
 
     async def one(kind: str) -> None:
         who, workload, compression = _split_kind(kind)
@@ -605,6 +613,9 @@ def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[st
         processed = position_of_seq.get(out["seqs"][-1], 0) if who != "hikari" and out["seqs"] else len(names) - 1
         if processed > 0 and span > 0:
             results[kind]["rates"].append(processed / span)
+        cpu_span = out["cpu_last"] - out["cpu_first"]
+        if processed > 0 and cpu_span > 0:  # the client's CPU time (user + sys) per stream event: robust to load
+            results[kind]["cpu_us"].append(cpu_span / processed * 1e6)
 
     async def main() -> None:
         for index in range(rounds):
@@ -940,6 +951,12 @@ def _e2e_rows(quick: bool, say: Any, workloads: tuple[str, ...] = WORKLOADS) -> 
                 f"stream events processed / time from READY to the last delivered event; {len(rates)}/{rounds} rounds")
         if res["problems"]:
             note += "; PROBLEMS: " + "; ".join(sorted(set(res["problems"])))
+        cpu_us = res.get("cpu_us") or []
+        cpu_reference = results.get(f"hikari/{_hikari_reference(workload)}/{compression}", {}).get("cpu_us")
+        if cpu_us:
+            note += f"; client CPU {statistics.median(cpu_us):.2f} µs/event"
+            if cpu_reference and who != "hikari":
+                note += f" (hikari / ours by CPU: {statistics.median(cpu_reference) / statistics.median(cpu_us):.2f}x)"
         if ratio is not None:
             note += f"; ratio = / hikari {_hikari_reference(workload)} same compression, same run"
         rows.append(_row("live e2e", name, "events/s", rates, bool(rates) and not res["problems"], note, ratio))
