@@ -17,6 +17,9 @@ whitespace), scalar values at the top level, and the values of ``op``/``s``/``t`
 is reported when ``Event.data`` decodes it. Every failure raises :class:`gateway.errors.PayloadError` with
 ``.payload``; a payload that is not ``bytes`` raises TypeError.
 
+``find_member(payload, start, end, key)`` walks the members of the object ``d`` the same way (what ``Event.get``
+uses): the span of one top-level key's value, the last one for a duplicate key, ``(-1, -1)`` when absent.
+
 Nesting depth: the scan has no depth limit and its answer does not depend on the depth or on the caller's stack.
 Containers are skipped iteratively (the pure twin's C-scanner shortcut falls back to the iterative skip when it hits
 the recursion limit), and a container as the value of ``op``/``s``/``t`` is rejected without being decoded. A ``d``

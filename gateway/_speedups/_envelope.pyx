@@ -8,7 +8,8 @@ become 64-bit masks, escaped bytes are removed, a prefix XOR of the quotes gives
 bracket depth is only walked bit by bit in a block where it could return to zero. The semantics are exactly the
 pure twin's: a backslash escapes the byte after it, quotes toggle strings, brackets count outside strings.
 Known ``t`` names are found in a small C hash table and returned as the interned ``FLAG_BY_NAME`` key, so no
-string is allocated for them. Measured (2026-11-28, this 2-core Xeon, timeit medians of 7): 885-byte MESSAGE_CREATE
+string is allocated for them. ``find_member`` walks the members of ``d`` with the same helpers (``Event.get``); a
+string is skipped with memchr between quotes, counting the backslashes before each one. Measured (2026-11-28, this 2-core Xeon, timeit medians of 7): 885-byte MESSAGE_CREATE
 180 ns with AVX2 (255 ns portable), ``{"op":11,...}`` 88 ns; the pure twin 4.9 us and 0.7 us.
 """
 
