@@ -17,6 +17,7 @@ Buffer = Union[bytes, bytearray, memoryview]
 DEFAULT_MAX_INFLATED_SIZE: int
 ZLIB_SUFFIX: bytes
 ZLIB_BACKEND: str
+HAVE_ZSTD: bool
 
 class ZlibStreamInflater:
     def __init__(self, max_size: int = ...) -> None: ...
