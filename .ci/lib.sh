@@ -5,15 +5,14 @@ PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 TEST_DEPS=("pytest>=8" "pytest-benchmark>=4" "hypothesis>=6.100" "orjson>=3.9")
 
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf '\n==== [%s] %s ====\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 die() { printf 'CI FAILURE: %s\n' "$*" >&2; exit 1; }
 
-# fresh_venv DIR: a new virtualenv with an up-to-date pip.
+# fresh_venv DIR: a new virtualenv (with the pip that Python bundles, as a new user has it).
 fresh_venv() {
     rm -rf "$1"
     "$PY" -m venv "$1"
-    "$1/bin/python" -m pip install -q --upgrade pip
 }
 
 # run_pytest PYTHON ARGS...: pytest that must run at least one test (exit 5, "no tests collected", is a failure).
