@@ -69,5 +69,5 @@ if GATEWAY_REQUIRE_SPEEDUPS=1 .venv/bin/python -m pytest -q -p no:cacheprovider 
     >"$WORK/$LEG-required.log" 2>&1; then
     die "$LEG: the suite passed with a compiled twin missing and GATEWAY_REQUIRE_SPEEDUPS=1"
 fi
-grep -m1 "every compiled twin is required" "$WORK/$LEG-required.log" | cut -c1-200 \
+grep -m1 "^E .*every compiled twin is required" "$WORK/$LEG-required.log" | cut -c1-200 \
     || die "$LEG: the required-twin failure does not say why"
