@@ -26,9 +26,10 @@ GATEWAY_BUILD_SPEEDUPS=yes "$WORK/tools/bin/python" -m build -q --outdir "$WORK/
 ls "$WORK/dist"
 SDIST=$(ls "$WORK"/dist/gateway-*.tar.gz)
 WHEEL=$(ls "$WORK"/dist/gateway-*-linux_*.whl)
+tar -tzf "$SDIST" >"$WORK/sdist.txt"
 for member in setup.py pyproject.toml README.md gateway/_speedups/_inflate.pyx gateway/_speedups/_zstd_or_stub.h \
     gateway/_speedups/_framing.pyx gateway/_speedups/_envelope.pyx gateway/_inflate_py.py tests/conftest.py; do
-    tar -tzf "$SDIST" | grep -q "^gateway-[^/]*/$member\$" || die "the sdist lacks $member"
+    grep -q "^gateway-[^/]*/$member\$" "$WORK/sdist.txt" || die "the sdist lacks $member"
 done
 echo "sdist holds the sources, the shim header and the tests"
 
@@ -40,8 +41,8 @@ echo "repaired: $(basename "$REPAIRED")"
 "$WORK/tools/bin/auditwheel" show "$REPAIRED" >"$WORK/show.txt"
 tr '\n' ' ' <"$WORK/show.txt" | fold -s -w 118; echo
 grep -q 'manylinux_' "$WORK/show.txt" || die "auditwheel show does not call the repaired wheel manylinux"
-"$WORK/tools/bin/python" -m zipfile -l "$REPAIRED" | grep -E 'gateway\.libs/libzstd' \
-    || die "the repaired wheel does not carry libzstd"
+"$WORK/tools/bin/python" -m zipfile -l "$REPAIRED" >"$WORK/repaired.txt"
+grep -E 'gateway\.libs/libzstd' "$WORK/repaired.txt" || die "the repaired wheel does not carry libzstd"
 
 step "wheel: fresh venv, install the repaired wheel, whole suite from outside the checkout (every twin required)"
 fresh_venv "$WORK/wheel-venv"
@@ -49,6 +50,7 @@ fresh_venv "$WORK/wheel-venv"
 expect_speedups "$WORK/wheel-venv/bin/python" \
     "{'framing': True, 'inflate': True, 'inflate_zstd': True, 'envelope': True}"
 INFLATE_SO=$("$WORK/wheel-venv/bin/python" -c "import gateway._speedups._inflate as m; print(m.__file__)")
-ldd "$INFLATE_SO" | grep zstd
-ldd "$INFLATE_SO" | grep zstd | grep -q 'gateway\.libs/' || die "_inflate does not load the bundled libzstd"
+ldd "$INFLATE_SO" >"$WORK/ldd.txt"
+grep zstd "$WORK/ldd.txt"
+grep zstd "$WORK/ldd.txt" | grep -q 'gateway\.libs/' || die "_inflate does not load the bundled libzstd"
 (cd "$WORK" && GATEWAY_REQUIRE_SPEEDUPS=1 run_pytest "$WORK/wheel-venv/bin/python" "$ROOT/tests")
