@@ -35,7 +35,7 @@ echo "sdist holds the sources, the shim header and the tests"
 
 step "wheel: auditwheel repair + show"
 "$WORK/tools/bin/auditwheel" show "$WHEEL" | tr '\n' ' ' | fold -s -w 118; echo
-PATH="$WORK/tools/bin:$PATH" "$WORK/tools/bin/auditwheel" repair -q -w "$WORK/wheelhouse" "$WHEEL"
+PATH="$WORK/tools/bin:$PATH" "$WORK/tools/bin/auditwheel" repair -w "$WORK/wheelhouse" "$WHEEL" 2>&1 | grep -v "^INFO:" | tail -3
 REPAIRED=$(ls "$WORK"/wheelhouse/gateway-*manylinux*.whl) || die "auditwheel made no manylinux wheel"
 echo "repaired: $(basename "$REPAIRED")"
 "$WORK/tools/bin/auditwheel" show "$REPAIRED" >"$WORK/show.txt"
