@@ -45,12 +45,14 @@ grep -q 'manylinux_' "$WORK/show.txt" || die "auditwheel show does not call the 
 grep -E 'gateway\.libs/libzstd' "$WORK/repaired.txt" || die "the repaired wheel does not carry libzstd"
 
 step "wheel: fresh venv, install the repaired wheel, whole suite from outside the checkout (every twin required)"
+cd "$WORK"  # from here on, the checkout must not be importable (python -c puts the cwd first on sys.path)
 fresh_venv "$WORK/wheel-venv"
 "$WORK/wheel-venv/bin/python" -m pip install -q "$REPAIRED" "${TEST_DEPS[@]}"
 expect_speedups "$WORK/wheel-venv/bin/python" \
     "{'framing': True, 'inflate': True, 'inflate_zstd': True, 'envelope': True}"
 INFLATE_SO=$("$WORK/wheel-venv/bin/python" -c "import gateway._speedups._inflate as m; print(m.__file__)")
+case "$INFLATE_SO" in "$WORK/wheel-venv/"*) ;; *) die "imported $INFLATE_SO, not the installed wheel" ;; esac
 ldd "$INFLATE_SO" >"$WORK/ldd.txt"
 grep zstd "$WORK/ldd.txt"
 grep zstd "$WORK/ldd.txt" | grep -q 'gateway\.libs/' || die "_inflate does not load the bundled libzstd"
-(cd "$WORK" && GATEWAY_REQUIRE_SPEEDUPS=1 run_pytest "$WORK/wheel-venv/bin/python" "$ROOT/tests")
+(GATEWAY_REQUIRE_SPEEDUPS=1 run_pytest "$WORK/wheel-venv/bin/python" "$ROOT/tests")
