@@ -414,6 +414,9 @@ def _gateway_case(stream: Stream, twin_kind: str, twins: dict[str, ModuleType] |
     if twins is None:
         return Case(stream.group, name, "gateway", stream, _unavailable, _no_check, tags,
                     skip=f"the {twin_kind} twins are not importable (not compiled?)")
+    if stream.compression == "zstd-stream" and not getattr(twins["inflate"], "HAVE_ZSTD", True):
+        return Case(stream.group, name, "gateway", stream, _unavailable, _no_check, tags,
+                    skip=f"the {twin_kind} inflate twin was built without libzstd")
     from gateway import EventTypeFlags, Intents, Shard, ShardId, ShardStatus
 
     flags = (EventTypeFlags.MESSAGE_CREATE | EventTypeFlags.INTERACTION_CREATE) if workload == "filtered" \

@@ -74,9 +74,14 @@ __all__ = [
 
 
 def speedups_enabled() -> dict[str, bool]:
-    """Which hot modules run on their compiled twin: ``{"framing": bool, "inflate": bool, "envelope": bool}``."""
+    """Which hot paths run on their compiled twin: ``{"framing", "inflate", "inflate_zstd", "envelope"}`` to bool.
+
+    ``inflate`` is the compiled inflate twin (zlib-stream); ``inflate_zstd`` its zstd-stream path, False when
+    libzstd was missing at build time (zstd-stream then runs on the pure twin).
+    """
     return {
         "framing": _framing.IMPLEMENTATION == "speedups",
         "inflate": _inflate.IMPLEMENTATION == "speedups",
+        "inflate_zstd": _inflate.ZSTD_IMPLEMENTATION == "speedups",
         "envelope": _envelope.IMPLEMENTATION == "speedups",
     }

@@ -27,9 +27,22 @@ else:
     ZlibStreamInflater = _impl.ZlibStreamInflater
     ZstdStreamInflater = _impl.ZstdStreamInflater
     make_inflater = _impl.make_inflater
+    if not getattr(_impl, "HAVE_ZSTD", True):  # compiled without libzstd (setup.py said so): pure zstd-stream
+        from . import _inflate_py
+
+        ZstdStreamInflater = _inflate_py.ZstdStreamInflater
+
+        def make_inflater(compression, max_size=DEFAULT_MAX_INFLATED_SIZE):
+            if type(compression) is str and compression == "zstd-stream":
+                return ZstdStreamInflater(max_size)
+            return _impl.make_inflater(compression, max_size)
+
+        make_inflater.__doc__ = _impl.make_inflater.__doc__
 
 #: Which twin this process runs: ``"speedups"`` (compiled) or ``"pure"``.
 IMPLEMENTATION: str = twin_name(load_twin("inflate"))
+#: Which twin runs zstd-stream: ``"pure"`` also when the compiled twin was built without libzstd.
+ZSTD_IMPLEMENTATION: str = "speedups" if ZstdStreamInflater.__module__.startswith("gateway._speedups.") else "pure"
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
@@ -39,4 +52,5 @@ __all__ = [
     "ZstdStreamInflater",
     "make_inflater",
     "IMPLEMENTATION",
+    "ZSTD_IMPLEMENTATION",
 ]

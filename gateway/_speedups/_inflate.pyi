@@ -19,6 +19,7 @@ DEFAULT_MAX_INFLATED_SIZE: int
 MAX_INFLATED_SIZE_LIMIT: int
 ZLIB_SUFFIX: bytes
 ZLIB_BACKEND: str
+HAVE_ZSTD: bool
 
 class ZlibStreamInflater:
     def __init__(self, max_size: int = ...) -> None: ...

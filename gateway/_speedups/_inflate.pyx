@@ -54,7 +54,8 @@ cdef extern from "zlib.h" nogil:
     int Z_OK, Z_STREAM_END, Z_NEED_DICT, Z_BUF_ERROR, Z_SYNC_FLUSH, Z_MEM_ERROR
 
 
-cdef extern from "zstd.h" nogil:
+cdef extern from "_zstd_or_stub.h" nogil:  # zstd.h, or stubs when setup.py defines GATEWAY_WITHOUT_ZSTD
+    int GATEWAY_HAVE_ZSTD
     ctypedef struct ZSTD_DCtx:
         pass
     ctypedef struct ZSTD_inBuffer:
@@ -73,6 +74,9 @@ cdef extern from "zstd.h" nogil:
     size_t ZSTD_decompressStream(ZSTD_DCtx* zds, ZSTD_outBuffer* output, ZSTD_inBuffer* input)
     unsigned ZSTD_isError(size_t code)
     const char* ZSTD_getErrorName(size_t code)
+
+
+HAVE_ZSTD = GATEWAY_HAVE_ZSTD != 0  # not in __all__: False when built without libzstd (pure zstd twin used)
 
 
 cdef enum:
@@ -371,6 +375,8 @@ cdef class ZstdStreamInflater:
     cdef bint _has_checksum
 
     def __cinit__(self) -> None:
+        if not GATEWAY_HAVE_ZSTD:
+            raise NotImplementedError("zstd-stream: this compiled inflate twin was built without libzstd")
         self._context = ZSTD_createDCtx()
         if self._context == NULL:
             raise MemoryError("zstd-stream: ZSTD_createDCtx failed")
