@@ -71,12 +71,14 @@ def count_after_sharding_required(current: int, recommended: int) -> int:
 
 @dataclass(eq=False)
 class Generation:
-    """One set of shards under one count. ``ready``: the ids that have been READY (or RESUMED) at least once."""
+    """One set of shards under one count. ``ready``: the ids that have been READY (or RESUMED) at least once;
+    ``stopped``: the ids whose shard has stopped."""
 
     number: int
     shard_count: int
     shard_ids: tuple[int, ...]
     ready: set[int] = field(default_factory=set)
+    stopped: set[int] = field(default_factory=set)
 
     @property
     def all_ready(self) -> bool:
@@ -109,6 +111,8 @@ class FleetCore:
         self.owns_all_shards = owns_all_shards
         self.closing = False
         self.switches = 0
+        self.reshard_requested = False
+        """A RESHARD verdict was given and no reshard has begun since: further 4011s are ignored."""
         self._retired: set[int] = set()
         self._next_number = 1
 
@@ -130,6 +134,7 @@ class FleetCore:
         aborted = self.pending
         if aborted is not None:
             self._retired.add(aborted.number)
+        self.reshard_requested = False
         self.pending = Generation(self._next_number, count, ids)
         self._next_number += 1
         return self.pending, aborted
@@ -161,11 +166,15 @@ class FleetCore:
     def shard_stopped(self, generation: Generation, shard_id: int, code: int | None) -> StopVerdict:
         """What a shard of ``generation`` that stopped with fatal close ``code`` (None: closed by the user or the
         group) means for the group."""
+        if shard_id in generation.stopped:
+            return StopVerdict.IGNORE
+        generation.stopped.add(shard_id)
         if self.closing or not self.is_live(generation) or code is None:
             return StopVerdict.IGNORE
         if code == SHARDING_REQUIRED and self.owns_all_shards:
-            if generation is self.current and self.pending is not None:
-                return StopVerdict.IGNORE  # the reshard under way replaces this shard
+            if self.reshard_requested or (generation is self.current and self.pending is not None):
+                return StopVerdict.IGNORE  # the reshard asked for or under way replaces this shard
+            self.reshard_requested = True
             return StopVerdict.RESHARD
         if code in FATAL_CLOSE_CODES:
             return StopVerdict.FATAL
