@@ -162,27 +162,25 @@ async def _group_demo_script(gateway: object, group: ShardGroup) -> None:
     from .testing import FakeGateway
 
     assert isinstance(gateway, FakeGateway)
-    count = group.shard_count
-    await gateway.wait_for(lambda g: sum(1 for s in g.sessions.values() if not s.invalidated and s.connection) >= count)
-    guilds = {}
+    numbers = sorted(group.shards)
+    for number in numbers:
+        await gateway.wait_for_shard(number, group.shard_count)
+    guilds: dict[int, int] = {}
     guild = DEMO_GUILD_ID
-    while len(guilds) < count:  # one guild id per shard: (guild_id >> 22) % count
+    while len(guilds) < group.shard_count:  # one guild id per shard: (guild_id >> 22) % shard_count
         guilds.setdefault(group.shard_for_guild(guild), guild)
         guild += 1 << 22
     for round_number in (1, 2):
-        for shard_number in range(count):
+        for number in numbers:
             gateway.broadcast("MESSAGE_CREATE", {
-                "id": str(1400000000000000000 + round_number * 100 + shard_number), "channel_id": "1300000000000000001",
-                "guild_id": str(guilds[shard_number]), "content": f"message {round_number} for shard {shard_number}",
+                "id": str(1400000000000000000 + round_number * 100 + number), "channel_id": "1300000000000000001",
+                "guild_id": str(guilds[number]), "content": f"message {round_number} for shard {number}",
                 "author": {"id": "1100000000000000001", "username": "demo-user", "bot": False}, "type": 0,
             })
         if round_number == 1:
-            await asyncio.sleep(0.1)
-            last = group.shards[count - 1].session
-            target = gateway.sessions[last.id] if last is not None else None
-            if target is not None and target.connection is not None:
-                await gateway.drop(connection=target.connection)
-                await gateway.wait_for(lambda g: target.resumes >= 1)
+            session = gateway.session_for_shard(numbers[-1], group.shard_count)
+            await gateway.drop(shard=numbers[-1])  # no close frame: that shard resumes
+            await gateway.wait_for(lambda g: session.resumes >= 1)
 
 
 async def run_group_demo(args: argparse.Namespace) -> int:
@@ -190,7 +188,7 @@ async def run_group_demo(args: argparse.Namespace) -> int:
 
     compression = None if args.compression == "none" else args.compression
     count, ids = args.shards
-    async with FakeGateway(token=DEMO_TOKEN, heartbeat_interval=1_000, shards=count or 4) as gateway:
+    async with FakeGateway(token=DEMO_TOKEN, heartbeat_interval=1_000, recommended_shards=count or 4) as gateway:
         group = ShardGroup(DEMO_TOKEN, args.intents, shard_count=count, shard_ids=ids, api_url=gateway.api_url,
                            compression=compression, identify_delay=0.05)
         await group.start()
