@@ -282,6 +282,8 @@ class ShardGroup:
                                len(ids), limit.remaining, limit.total)
         core = FleetCore(count, ids, owns_all_shards=self._requested_ids is None)
         saved = await self._store.load(count) if self._store is not None else {}
+        if self._closing:
+            return  # close() was called while we fetched: it has already finished the group
         self._core = core
         self._shards = self._build(core.current, saved, deliver=True)
         logger.info("starting %d of %d shards (%d to resume)", len(ids), count,
@@ -511,8 +513,14 @@ class ShardGroup:
         if self._switched is not None and not self._switched.done():
             self._switched.set_result(None)
 
-    async def _reshard_after_sharding_required(self, generation: Generation) -> None:
-        info = await self._fetch_info()
+    async def _reshard_after_sharding_required(self, generation: Generation, number: int,
+                                               error: FatalCloseError) -> None:
+        try:
+            info = await self._fetch_info()
+        except Exception as exc:  # without Discord's recommendation the group cannot pick a count: 4011 stands
+            logger.error("close 4011 on shard %d and GET /gateway/bot failed (%s)", number, type(exc).__name__)
+            self._fail(number, error)
+            return
         assert self._core is not None
         count = count_after_sharding_required(generation.shard_count, info.shards)
         logger.warning("close 4011 (sharding required) at %d shards: resharding to %d", generation.shard_count, count)
@@ -587,8 +595,8 @@ class ShardGroup:
             verdict = core.shard_stopped(generation, number, error.code if error is not None else None)
             if verdict is StopVerdict.FATAL and error is not None:
                 self._fail(number, error)
-            elif verdict is StopVerdict.RESHARD:
-                self._spawn(self._reshard_after_sharding_required(generation))
+            elif verdict is StopVerdict.RESHARD and error is not None:
+                self._spawn(self._reshard_after_sharding_required(generation, number, error))
             return
         if number not in generation.ready and shard.status is ShardStatus.ACTIVE:
             if core.shard_ready(generation, number):
