@@ -128,8 +128,10 @@ class IdentifyScheduler:
     the latest grant of its bucket can be refunded). ``max_concurrency == 0`` grants everything at once with no
     accounting. Optional daily budget: ``set_session_start_limit(remaining, total, reset_after, now)``; every grant
     uses one session start, and while the budget is spent nothing is granted until the reset time. At the reset the
-    budget refills to ``total``, or, with ``refresh_on_reset=True``, stays shut (``refresh_due``) until the caller
-    applies fresh numbers from ``GET /gateway/bot`` with ``set_session_start_limit``.
+    budget refills to ``total``. With ``refresh_budget=True`` Discord's numbers are the truth instead: when the local
+    count reaches 0 the scheduler asks for fresh ones at once (``refresh_due``: an IDENTIFY Discord refused may not
+    have been counted there), and when they confirm the budget is spent it asks again once their ``reset_after`` has
+    passed; nothing is granted until the caller applies them with ``set_session_start_limit``.
 
     ``order``: within a bucket, ``"fifo"`` grants in request order; ``"shard"`` grants the lowest shard id first, so
     that a group starting its shards identifies them in id order (0-15 together, then 16-31, ... with
@@ -137,7 +139,7 @@ class IdentifyScheduler:
     """
 
     def __init__(self, max_concurrency: int = 1, *, delay: float = IDENTIFY_DELAY,
-                 order: Literal["fifo", "shard"] = "fifo", refresh_on_reset: bool = False) -> None:
+                 order: Literal["fifo", "shard"] = "fifo", refresh_budget: bool = False) -> None:
         self._check_concurrency(max_concurrency)
         if order not in ("fifo", "shard"):
             raise ValueError(f"order must be 'fifo' or 'shard', got {order!r}")
@@ -146,8 +148,9 @@ class IdentifyScheduler:
         self._max_concurrency = max_concurrency
         self._delay = float(delay)
         self._by_shard = order == "shard"
-        self._refresh_on_reset = refresh_on_reset
+        self._refresh_budget = refresh_budget
         self._refresh_due = False
+        self._confirmed_spent = False
         self._buckets: dict[int, deque[int]] = {}
         self._shard_of: dict[int, int] = {}
         self._next_allowed: dict[int, float] = {}
@@ -189,8 +192,14 @@ class IdentifyScheduler:
 
     @property
     def refresh_due(self) -> bool:
-        """True when the budget's reset time has passed and (``refresh_on_reset``) fresh numbers are awaited."""
+        """True (with ``refresh_budget``) while fresh numbers are awaited: the local count reached 0, or the reset
+        time of a budget Discord said was spent has passed."""
         return self._refresh_due
+
+    @property
+    def spent_confirmed(self) -> bool:
+        """True when the last numbers applied said no session start is left."""
+        return self._confirmed_spent
 
     @property
     def waiting(self) -> int:
@@ -230,6 +239,7 @@ class IdentifyScheduler:
         self._remaining, self._total = remaining, total
         self._reset_at = now + reset_after if remaining != total else None
         self._refresh_due = False
+        self._confirmed_spent = remaining == 0
 
     def update(self, max_concurrency: int) -> None:
         """Change ``max_concurrency``; waiting requests are redistributed over the new buckets in ticket order."""
@@ -246,7 +256,7 @@ class IdentifyScheduler:
         if self._remaining is None:
             return False
         if self._remaining == 0 and self._reset_at is not None and now >= self._reset_at:
-            if self._refresh_on_reset:
+            if self._refresh_budget:
                 self._refresh_due = True
             else:
                 self._remaining, self._reset_at = self._total, None
@@ -280,6 +290,8 @@ class IdentifyScheduler:
                 if self._remaining == self._total and self._reset_at is None:
                     self._reset_at = now + DAY
                 self._remaining -= 1
+                if self._remaining == 0 and self._refresh_budget:
+                    self._refresh_due = True  # spent by our count: ask Discord, whose count is the truth
             self._last_grant[bucket] = (ticket, self._next_allowed.get(bucket), previous_reset is None)
             self._next_allowed[bucket] = now + self._delay
             granted.append(ticket)
@@ -297,6 +309,7 @@ class IdentifyScheduler:
                 self._next_allowed[bucket] = previous_allowed
             if self._remaining is not None and self._total is not None and self._remaining < self._total:
                 self._remaining += 1
+                self._refresh_due = False
                 if started_window and self._remaining == self._total:
                     self._reset_at = None
             return True
@@ -356,9 +369,11 @@ class IdentifyQueue:
 
     Daily budget: feed it with :meth:`set_session_start_limit` (or :meth:`apply`). When it is spent, a warning gives
     the UTC time of the reset and nothing is granted until then. With ``refresh`` (a coroutine function returning a
-    fresh ``session_start_limit``, e.g. from :func:`gateway.http.fetch_gateway_info`) the queue calls it once the reset
-    time has passed and applies the answer, instead of assuming the budget refilled; a failing refresh is retried
-    every ``refresh_retry`` seconds. ``order``: see :class:`IdentifyScheduler`.
+    fresh ``session_start_limit``, e.g. from :func:`gateway.http.fetch_gateway_info`) Discord's count is the truth:
+    when the local count reaches 0 the queue waits one window (so that IDENTIFYs in flight are counted there) and asks;
+    when the answer says the budget is spent, it warns, waits until its ``reset_after`` has passed and asks again,
+    instead of assuming the budget refilled. A failing refresh is retried every ``refresh_retry`` seconds.
+    ``order``: see :class:`IdentifyScheduler`.
     """
 
     def __init__(self, max_concurrency: int = 1, *, delay: float = IDENTIFY_DELAY,
@@ -366,7 +381,7 @@ class IdentifyQueue:
                  refresh: Callable[[], Awaitable[SessionStartLimitLike]] | None = None,
                  refresh_retry: float = 30.0) -> None:
         self.scheduler = IdentifyScheduler(max_concurrency, delay=delay, order=order,
-                                           refresh_on_reset=refresh is not None)
+                                           refresh_budget=refresh is not None)
         self._clock = clock
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -449,7 +464,8 @@ class IdentifyQueue:
                 break
         if self._waiters:
             exhausted_until = scheduler.exhausted_until
-            if exhausted_until is not None and exhausted_until != self._warned_until:
+            confirmed = scheduler.spent_confirmed or self._refresh is None
+            if exhausted_until is not None and confirmed and exhausted_until != self._warned_until:
                 self._warned_until = exhausted_until
                 wait = max(0.0, exhausted_until - self._now())
                 at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + wait))
@@ -464,6 +480,9 @@ class IdentifyQueue:
 
     async def _run_refresh(self) -> None:
         assert self._refresh is not None
+        if not self.scheduler.spent_confirmed:
+            logger.info("session starts spent by our count: asking GET /gateway/bot in %.2f s", self.scheduler.delay)
+            await asyncio.sleep(self.scheduler.delay)  # IDENTIFYs still in flight are counted by then
         while True:
             try:
                 limit = await self._refresh()

@@ -91,14 +91,18 @@ class TestBuckets:
 
 class TestSessionStartLimit:
     def test_64_shards_with_10_left_identify_10_then_wait_for_a_refresh(self) -> None:
-        scheduler = IdentifyScheduler(16, delay=5.0, order="shard", refresh_on_reset=True)
+        scheduler = IdentifyScheduler(16, delay=5.0, order="shard", refresh_budget=True)
         scheduler.set_session_start_limit(remaining=10, total=1000, reset_after=60.0, now=0.0)
         for shard in range(64):
             scheduler.request(shard)
         first = drain(scheduler, until=59.0)
         assert [shard for _, shard in first] == list(range(10))
-        assert scheduler.remaining == 0 and scheduler.exhausted_until == 60.0
-        assert scheduler.next_deadline() == 60.0
+        assert scheduler.remaining == 0 and scheduler.refresh_due and not scheduler.spent_confirmed
+        assert scheduler.next_deadline() is None  # our count says spent: only Discord's numbers can go on
+        scheduler.set_session_start_limit(remaining=0, total=1000, reset_after=55.0, now=5.0)  # Discord agrees
+        assert scheduler.spent_confirmed and not scheduler.refresh_due
+        assert scheduler.exhausted_until == 60.0 and scheduler.next_deadline() == 60.0
+        assert scheduler.poll(59.9) == []
         assert scheduler.poll(60.0) == []  # the reset time passed: not refilled on a guess
         assert scheduler.refresh_due and scheduler.next_deadline() is None
         scheduler.set_session_start_limit(remaining=1000, total=1000, reset_after=0.0, now=61.0)
@@ -109,7 +113,7 @@ class TestSessionStartLimit:
         assert min(at for at, _ in rest) == 61.0
 
     def test_a_refresh_that_is_still_spent_waits_again(self) -> None:
-        scheduler = IdentifyScheduler(1, refresh_on_reset=True)
+        scheduler = IdentifyScheduler(1, refresh_budget=True)
         scheduler.set_session_start_limit(remaining=0, total=5, reset_after=10.0, now=0.0)
         scheduler.request(0)
         assert scheduler.poll(10.0) == [] and scheduler.refresh_due
@@ -120,7 +124,7 @@ class TestSessionStartLimit:
         assert len(scheduler.poll(20.0)) == 1 and scheduler.remaining == 4
 
     def test_every_identify_counts_and_an_unused_grant_is_refunded(self) -> None:
-        scheduler = IdentifyScheduler(2, delay=5.0, refresh_on_reset=True)
+        scheduler = IdentifyScheduler(2, delay=5.0, refresh_budget=True)
         scheduler.set_session_start_limit(remaining=3, total=10, reset_after=100.0, now=0.0)
         tickets = [scheduler.request(shard) for shard in (0, 1, 0, 1)]  # two starts and two re-identifies
         assert scheduler.poll(0.0) == tickets[:2]
@@ -128,7 +132,16 @@ class TestSessionStartLimit:
         assert scheduler.remaining == 2
         assert scheduler.poll(0.0) == [tickets[3]]
         assert scheduler.poll(5.0) == [tickets[2]]
-        assert scheduler.remaining == 0
+        assert scheduler.remaining == 0 and scheduler.refresh_due
+
+    def test_discord_counting_fewer_starts_than_we_did_lets_the_rest_go_on(self) -> None:
+        scheduler = IdentifyScheduler(1, delay=0.0, refresh_budget=True)
+        scheduler.set_session_start_limit(remaining=2, total=10, reset_after=100.0, now=0.0)
+        tickets = [scheduler.request(0) for _ in range(3)]
+        assert scheduler.poll(0.0) == tickets[:1] and scheduler.poll(0.0) == tickets[1:2]
+        assert scheduler.refresh_due and scheduler.poll(1.0) == []
+        scheduler.set_session_start_limit(remaining=1, total=10, reset_after=99.0, now=1.0)  # one was refused there
+        assert scheduler.poll(1.0) == tickets[2:]
 
     def test_without_refresh_the_budget_refills_at_the_reset(self) -> None:
         scheduler = IdentifyScheduler(1)
@@ -169,6 +182,8 @@ class TestIdentifyQueueRefresh:
 
             async def refresh() -> Limit:
                 calls.append(clock.now)
+                if len(calls) == 1:  # Discord confirms: spent, 50 s to the reset
+                    return Limit(total=100, remaining=0, reset_after=50.0, max_concurrency=1)
                 return Limit(total=100, remaining=100, reset_after=0.0, max_concurrency=2)
 
             queue = IdentifyQueue(1, delay=0.0, clock=clock, order="shard", refresh=refresh)
@@ -177,12 +192,15 @@ class TestIdentifyQueueRefresh:
             await asyncio.sleep(0)
             await asyncio.sleep(0)
             assert [w.done() for w in waiters] == [True, True, False, False]
-            assert calls == []
+            for _ in range(5):  # spent by our count: it asks Discord after one window (0 s here)
+                await asyncio.sleep(0)
+            assert calls == [0.0] and queue.refreshes == 1
+            assert not any(w.done() for w in waiters[2:])
             clock.now = 50.0
             queue._pump()  # the timer would fire here
             for _ in range(5):
                 await asyncio.sleep(0)
-            assert calls == [50.0] and queue.refreshes == 1
+            assert calls == [0.0, 50.0] and queue.refreshes == 2
             assert all(w.done() for w in waiters)
             assert queue.max_concurrency == 2 and queue.scheduler.remaining == 98
             queue.close()
