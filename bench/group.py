@@ -54,11 +54,13 @@ __all__ = ["run"]
 async def _fake_server(shards: int, identify_delay: float) -> None:
     _raise_nofile()
     from gateway.testing import FakeGateway
+    from gateway.testing.server import FakeSessionStartLimit
 
     # The fake checks a fifth of the group's window: it timestamps an IDENTIFY when it gets round to it, which lags
     # the arrival by up to ~150 ms while this one process does the handshakes of hundreds of new connections.
     gw = FakeGateway(token=TOKEN, heartbeat_interval=HEARTBEAT_MS, recommended_shards=shards,
-                     max_concurrency=MAX_CONCURRENCY, identify_delay=identify_delay * 0.2, close_timeout=2.0)
+                     max_concurrency=MAX_CONCURRENCY, identify_delay=identify_delay * 0.2, close_timeout=2.0,
+                     session_start_limit=FakeSessionStartLimit(total=1_000_000, remaining=1_000_000))
     await gw.start()
     print(f"PORT {gw.port}", flush=True)
     loop = asyncio.get_running_loop()

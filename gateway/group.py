@@ -67,6 +67,8 @@ SHARD_OPTIONS = frozenset({
 #: the IDENTIFY reaching Discord, which grows while a starting group's loop is busy (handshakes, READYs, GUILD_CREATE
 #: bursts): an IDENTIFY sent late after one grant must not arrive less than 5 s before the next one.
 GROUP_IDENTIFY_DELAY = IDENTIFY_DELAY + 0.25
+#: A shard connects about this many identify windows before its turn (see ``ShardGroup._start_in_waves``).
+WAVES_AHEAD = 2
 _UNKNOWN_FLAG = FLAG_BY_NAME["UNKNOWN"]
 _NOTHING = 0  # the filter of shards that must not deliver (a pending or retired generation)
 
@@ -175,6 +177,7 @@ class ShardGroup:
         self._switched: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # background work, cancelled by close()
         self._closers: set[asyncio.Task[Any]] = set()  # closing retired shards, awaited by close()
+        self._later: list[asyncio.TimerHandle] = []  # shard starts of later waves
         self.fetches = 0
         """How many times ``GET /gateway/bot`` answered (start, budget refresh, reshard, periodic check)."""
 
@@ -288,8 +291,7 @@ class ShardGroup:
         self._shards = self._build(core.current, saved, deliver=True)
         logger.info("starting %d of %d shards (%d to resume)", len(ids), count,
                     sum(1 for number in ids if number in saved))
-        for shard in self._shards.values():
-            shard.start()
+        self._start_in_waves(self._shards, set(saved))
         if self._check_interval is not None:
             self._spawn(self._check_recommended_count(self._check_interval))
 
@@ -317,6 +319,9 @@ class ShardGroup:
         core.begin_close()
         for task in list(self._tasks):
             task.cancel()
+        for handle in self._later:
+            handle.cancel()
+        self._later.clear()
         pending, current = list(self._pending.values()), list(self._shards.values())
         self._pending = {}
         closes = [shard.close(1000) for shard in pending]
@@ -495,7 +500,29 @@ class ShardGroup:
         logger.info("resharding from %d to %d shards: the new generation identifies alongside",
                     self._core.current.shard_count, count)
         self._pending = self._build(generation, {}, deliver=False)
-        for shard in self._pending.values():
+        self._start_in_waves(self._pending, set())
+
+    def _start_in_waves(self, shards: Mapping[int, Shard], resuming: set[int]) -> None:
+        """Connect the shards in id order, each about ``WAVES_AHEAD`` identify windows before its turn: the shards
+        that IDENTIFY are split into waves of ``max_concurrency`` (as the queue grants them), wave ``w`` connects
+        ``max(0, w - WAVES_AHEAD)`` windows after start; shards that RESUME connect at once. Thousands of handshakes
+        and idle connections waiting minutes for their turn are avoided; the queue still decides every IDENTIFY."""
+        assert self._loop is not None
+        concurrency = getattr(self._identify_queue, "max_concurrency", None)  # unknown for a custom queue: all now
+        identifying = [number for number in shards if number not in resuming]
+        for number in resuming & set(shards):
+            shards[number].start()
+        for index, number in enumerate(identifying):
+            wave = index // concurrency if isinstance(concurrency, int) and concurrency > 0 else 0
+            delay = max(0, wave - WAVES_AHEAD) * self._identify_delay
+            if delay == 0:
+                shards[number].start()
+            else:
+                self._later.append(self._loop.call_later(delay, self._start_shard, shards[number]))
+
+    @staticmethod
+    def _start_shard(shard: Shard) -> None:
+        if not shard.closed:
             shard.start()
 
     def _switch(self) -> None:

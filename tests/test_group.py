@@ -187,10 +187,16 @@ def test_buckets_identify_in_id_order_one_per_window(twins: dict[str, ModuleType
     async def body() -> None:
         # The fake's window is a little shorter than the group's: it measures arrival, and two IDENTIFYs granted
         # 0.3 s apart may travel the loopback with different delays on a loaded machine.
-        async with FakeGateway(token=TOKEN, recommended_shards=10, max_concurrency=4, identify_delay=0.25) as gw:
+        async with FakeGateway(token=TOKEN, recommended_shards=18, max_concurrency=4, identify_delay=0.25) as gw:
             async with running(gw, twins, identify_delay=0.3) as group:
+                started = asyncio.get_running_loop().time()
                 await all_ready(gw, group)
                 assert gw.identify_violations == []
+                # Waves of 4 connect two windows ahead of their turn: waves 0-2 at once, wave 3 after one window,
+                # wave 4 after two (a timer never fires early).
+                opened = {c.session.shard[0]: c.opened_at - started for c in gw.connections if c.session}
+                assert all(opened[shard] >= 0.29 for shard in range(12, 16))  # timers set just before `started`
+                assert all(opened[shard] >= 0.59 for shard in range(16, 18))
                 assert sorted(gw.identify_times) == [0, 1, 2, 3]
                 for times in gw.identify_times.values():
                     assert all(later - earlier >= 0.25 for earlier, later in zip(times, times[1:]))
@@ -243,6 +249,8 @@ def test_64_shards_with_10_session_starts_left_identify_10_wait_refetch_then_the
         limit = FakeSessionStartLimit(total=1000, remaining=10, reset_after=1.0)
         async with FakeGateway(token=TOKEN, recommended_shards=64, max_concurrency=16, identify_delay=0.04,
                                session_start_limit=limit, heartbeat_interval=30_000) as gw:
+            gw.reset_session_start_limit()  # the 1 s window starts now, however slowly the fake started
+            limit.remaining = 10
             async with running(gw, twins, identify_delay=0.05, compression=None) as group:
                 await all_ready(gw, group, 64)
                 assert gw.identify_violations == []  # never an IDENTIFY beyond the budget (the fake would end all)
