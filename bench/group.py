@@ -42,6 +42,7 @@ TOKEN = "bench-group-token"
 MAX_CONCURRENCY = 16
 HEARTBEAT_MS = 1500
 MERGE_SHARDS = 16
+BURST = 8
 
 __all__ = ["run"]
 
@@ -273,8 +274,9 @@ def _split_frames(payloads: list[bytes], compression: str, parts: int) -> list[l
 
 
 def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str, Any], expected: int,
-                   lone: bool) -> tuple[Callable[[], int], asyncio.AbstractEventLoop]:
-    """A run() consuming ``frames`` (one list per shard) through a ShardGroup (``lone``: 16 separate Shards)."""
+                   lone: bool, burst: int = 1) -> tuple[Callable[[], int], asyncio.AbstractEventLoop]:
+    """A run() consuming ``frames`` (one list per shard) through a ShardGroup (``lone``: 16 separate Shards),
+    ``burst`` messages of one shard at a time (as one socket read carries several messages of one connection)."""
     from bench.suite import HELLO, OP_BINARY, OP_TEXT, READY
     from gateway import EventTypeFlags, IdentifyQueue, Intents, Shard, ShardGroup, ShardId, ShardStatus
 
@@ -299,7 +301,7 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
             raise RuntimeError(f"shard not active after READY: {shard!r}")
         shard._queue.clear()
     feeds = [shard._on_message for shard in shards]
-    rounds = max(map(len, frames))
+    rounds = range(0, max(map(len, frames)), burst)
     binary = OP_BINARY
 
     if lone:
@@ -308,11 +310,11 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
 
         async def consume() -> int:
             n = 0
-            for index in range(rounds):
+            for start in rounds:
                 for k in range(count):
-                    if index < len(frames[k]):
-                        feeds[k](binary, frames[k][index])
-                        queue, next_event = queues[k], nexts[k]
+                    feed, queue, next_event = feeds[k], queues[k], nexts[k]
+                    for frame in frames[k][start:start + burst]:
+                        feed(binary, frame)
                         while queue:
                             (await next_event()).name  # noqa: B018 - route: the name only
                             n += 1
@@ -323,10 +325,11 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
 
         async def consume() -> int:
             n = 0
-            for index in range(rounds):
+            for start in rounds:
                 for k in range(count):
-                    if index < len(frames[k]):
-                        feeds[k](binary, frames[k][index])
+                    feed = feeds[k]
+                    for frame in frames[k][start:start + burst]:
+                        feed(binary, frame)
                         while merged:
                             (await next_event()).name  # noqa: B018 - route: the name only
                             n += 1
@@ -341,13 +344,14 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
     return run, loop
 
 
-def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int) -> list[dict[str, Any]]:
+def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int,
+                twin_kinds: tuple[str, ...] = ("compiled", "pure")) -> list[dict[str, Any]]:
     from bench import suite
 
     scale = "small" if quick else "full"
     streams = suite.load_streams(scale, ["steady"])
     rows: list[dict[str, Any]] = []
-    for twin in ("compiled", "pure"):
+    for twin in twin_kinds:
         twins = suite._twins(twin)
         if twins is None:
             continue
@@ -358,12 +362,20 @@ def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int) -> list[di
             single_run = single_case.prepare(None)
             split = _split_frames(stream.payloads, stream.compression, MERGE_SHARDS)
             expected = len(stream.payloads)
-            group_run, group_loop = _merged_runner(split, stream.compression, twins, expected, lone=False)
-            lone_run, lone_loop = _merged_runner(split, stream.compression, twins, expected, lone=True)
-            rates: dict[str, list[float]] = {"single": [], "group": [], "lone": []}
+            def build() -> dict[str, tuple[Callable[[], Any], asyncio.AbstractEventLoop | None]]:
+                return {
+                    "group": _merged_runner(split, stream.compression, twins, expected, lone=False),
+                    "lone": _merged_runner(split, stream.compression, twins, expected, lone=True),
+                    "group8": _merged_runner(split, stream.compression, twins, expected, lone=False, burst=BURST),
+                    "lone8": _merged_runner(split, stream.compression, twins, expected, lone=True, burst=BURST),
+                }
+
+            runners = build()
+            rates: dict[str, list[float]] = {"single": [], "group": [], "lone": [], "group8": [], "lone8": []}
             try:
                 for _ in range(rounds):
-                    for name, runner in (("single", single_run), ("group", group_run), ("lone", lone_run)):
+                    order = [("single", single_run)] + [(name, runners[name][0]) for name in runners]
+                    for name, runner in order:
                         # Each runner consumes its frames once; rebuild for the next round (setup not timed).
                         gc.collect()
                         start = time.perf_counter()
@@ -374,13 +386,12 @@ def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int) -> list[di
                             raise RuntimeError(f"{name}: {count} events, expected {expected}")
                         rates[name].append(expected / elapsed)
                     single_run = single_case.prepare(None)
-                    group_loop.close()
-                    lone_loop.close()
-                    group_run, group_loop = _merged_runner(split, stream.compression, twins, expected, lone=False)
-                    lone_run, lone_loop = _merged_runner(split, stream.compression, twins, expected, lone=True)
+                    for _, loop in runners.values():
+                        loop.close()
+                    runners = build()
             finally:
-                group_loop.close()
-                lone_loop.close()
+                for _, loop in runners.values():
+                    loop.close()
                 for cleanup in single_case.cleanup:
                     cleanup()
             single = statistics.median(rates["single"])
@@ -396,6 +407,13 @@ def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int) -> list[di
                              "events/s", rates["lone"], True,
                              f"{cond}; the same {MERGE_SHARDS} streams read shard by shard (no merge): the cost of "
                              f"{MERGE_SHARDS} compression contexts alone", ratio=statistics.median(rates["lone"]) / single))
+            rows.append(_row(f"merge {stream.compression}", f"ShardGroup of {MERGE_SHARDS}, {BURST} messages per "
+                             f"shard turn ({twin})", "events/s", rates["group8"], True,
+                             f"{cond}; as the group row, {BURST} messages of one shard at a time (one socket read of "
+                             f"a busy connection carries several)", ratio=statistics.median(rates["group8"]) / single))
+            rows.append(_row(f"merge {stream.compression}", f"{MERGE_SHARDS} lone Shards, {BURST} messages per turn "
+                             f"({twin})", "events/s", rates["lone8"], True, f"{cond}; as the lone row, {BURST} "
+                             f"messages per turn", ratio=statistics.median(rates["lone8"]) / single))
     return rows
 
 
@@ -405,7 +423,8 @@ def _merge_rows(quick: bool, say: Callable[[str], None], rounds: int) -> list[di
 
 
 def run(quick: bool, only: set[str] | None = None, identify_delay: float = 0.25, rounds: int | None = None,
-        progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+        progress: Callable[[str], None] | None = None,
+        twin_kinds: tuple[str, ...] = ("compiled", "pure")) -> list[dict[str, Any]]:
     """All rows (see the module docstring); ``only``: a subset of {"scale", "merge"}."""
     started = time.perf_counter()
 
@@ -421,7 +440,7 @@ def run(quick: bool, only: set[str] | None = None, identify_delay: float = 0.25,
             continue
         try:
             if name == "merge":
-                rows.extend(_merge_rows(quick, say, rounds or (2 if quick else 5)))
+                rows.extend(_merge_rows(quick, say, rounds or (2 if quick else 5), twin_kinds))
             else:
                 rows.extend(_scale_rows(quick, say, identify_delay))
         except Exception as exc:  # noqa: BLE001 - one broken part must not hide the other
@@ -437,6 +456,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset of scale,merge")
     parser.add_argument("--identify-delay", type=float, default=0.25, help="the shortened identify window (s)")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--twins", default="compiled,pure", help="merge rows: compiled,pure (default both)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -459,7 +479,8 @@ def _main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown worker {args.worker}")
 
     only = {part.strip() for part in args.only.split(",")} if args.only else None
-    rows = run(args.quick, only, args.identify_delay, args.rounds)
+    rows = run(args.quick, only, args.identify_delay, args.rounds,
+               twin_kinds=tuple(part.strip() for part in args.twins.split(",") if part.strip()))
     for row in rows:
         ratio = "" if row.get("ratio") is None else f"  x{row['ratio']:.2f}"
         print(f"{'ok ' if row['ok'] else 'BAD'} {row['group']:20} | {row['name']:55} | {row['median']:>12,.2f} "
