@@ -604,3 +604,19 @@ def test_token_and_intents_are_validated_and_the_token_never_shown() -> None:
     assert "secret-token-value" not in repr(group) and group.shard_count == 2
     with pytest.raises(RuntimeError, match="known once"):
         _ = ShardGroup("t", INTENTS).shard_count
+
+
+def test_the_token_is_in_no_log_record(twins: dict[str, ModuleType], caplog: pytest.LogCaptureFixture) -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN, recommended_shards=2) as gw:
+            gw.fail_http(429, retry_after=0.01)
+            async with running(gw, twins) as group:
+                await all_ready(gw, group)
+                await gw.close(4011, shard=1)
+                await until(lambda: group.generation == 1, what="the reshard")
+                await all_ready(gw, group)
+
+    with caplog.at_level(logging.DEBUG):
+        run(body)
+    assert caplog.records
+    assert not [record for record in caplog.records if TOKEN in record.getMessage()]
