@@ -94,7 +94,10 @@ class ShardGroup:
     ``session_start_limit`` and refreshed when the budget is spent (``identify_delay``: the bucket window,
     ``GROUP_IDENTIFY_DELAY`` = 5.25 s; shorten it only against a fake gateway). ``session_store``: where ``close()`` saves the sessions and ``start()``
     loads them to RESUME instead of IDENTIFY. ``reshard_check_interval``: seconds between checks of the recommended
-    count (None: never); a higher one starts a reshard. ``http_retry``: retry bounds of ``GET /gateway/bot``.
+    count (None: never); a higher one starts a reshard. ``save_interval``: seconds between saves of the running
+    sessions to the store (None: only at ``close()``), so that a process that dies without closing can be resumed
+    (Discord then replays what came after the saved sequence: those events are delivered again). ``http_retry``:
+    retry bounds of ``GET /gateway/bot``.
     Other keyword options go to every :class:`Shard` (``large_threshold``, ``presence``, ``properties``,
     ``max_inflated_size``, ``max_message_size``, ``ssl``, ``connect_timeout``, ...).
 
@@ -116,6 +119,7 @@ class ShardGroup:
         session_store: SessionStore | None = None,
         identify_delay: float = GROUP_IDENTIFY_DELAY,
         reshard_check_interval: float | None = None,
+        save_interval: float | None = None,
         http_retry: RetryPolicy | None = None,
         **shard_options: Any,
     ) -> None:
@@ -140,6 +144,9 @@ class ShardGroup:
         self._identify_delay = _positive_seconds(identify_delay, "identify_delay", allow_zero=True)
         self._check_interval = (None if reshard_check_interval is None
                                 else _positive_seconds(reshard_check_interval, "reshard_check_interval"))
+        self._save_interval = None if save_interval is None else _positive_seconds(save_interval, "save_interval")
+        if self._save_interval is not None and session_store is None:
+            raise ValueError("save_interval needs a session_store")
         if http_retry is not None and not isinstance(http_retry, RetryPolicy):
             raise TypeError(f"http_retry must be a RetryPolicy, not {type(http_retry).__name__}")
         unknown = sorted(set(shard_options) - SHARD_OPTIONS)
@@ -294,6 +301,8 @@ class ShardGroup:
         self._start_in_waves(self._shards, set(saved))
         if self._check_interval is not None:
             self._spawn(self._check_recommended_count(self._check_interval))
+        if self._save_interval is not None:
+            self._spawn(self._save_periodically(self._save_interval))
 
     async def close(self, resumable: bool | None = None) -> None:
         """Close every shard and wait until they are gone.
@@ -330,11 +339,7 @@ class ShardGroup:
             await asyncio.gather(*closes, *self._closers)
             if self._store is not None:
                 if keep:
-                    sessions = {
-                        number: SavedSession(shard.session, shard.resume_url)
-                        for number, shard in self._shards.items()
-                        if shard.session is not None
-                    }
+                    sessions = self._sessions()
                     await self._store.save(core.current.shard_count, sessions)
                     logger.info("saved %d sessions of %d shards to %r", len(sessions), core.current.shard_count, self._store)
                 else:
@@ -552,6 +557,22 @@ class ShardGroup:
         count = count_after_sharding_required(generation.shard_count, info.shards)
         logger.warning("close 4011 (sharding required) at %d shards: resharding to %d", generation.shard_count, count)
         self._begin_reshard(count, tuple(range(count)))
+
+    def _sessions(self) -> dict[int, SavedSession]:
+        return {number: SavedSession(shard.session, shard.resume_url)
+                for number, shard in self._shards.items() if shard.session is not None}
+
+    async def _save_periodically(self, interval: float) -> None:
+        assert self._store is not None
+        while True:
+            await asyncio.sleep(interval)
+            core = self._core
+            if core is None or core.closing:
+                return
+            try:  # shielded: a close() that cancels this task must not cut a write in half (it waits for it)
+                await asyncio.shield(self._store.save(core.current.shard_count, self._sessions()))
+            except Exception as exc:  # a full disk must not stop the bot; the next save may work
+                logger.warning("saving the sessions to %r failed (%s)", self._store, type(exc).__name__)
 
     async def _check_recommended_count(self, interval: float) -> None:
         while True:

@@ -620,3 +620,34 @@ def test_the_token_is_in_no_log_record(twins: dict[str, ModuleType], caplog: pyt
         run(body)
     assert caplog.records
     assert not [record for record in caplog.records if TOKEN in record.getMessage()]
+
+
+def test_save_interval_keeps_the_store_current_while_running(twins: dict[str, ModuleType], tmp_path: Path) -> None:
+    async def body() -> None:
+        store = FileSessionStore(tmp_path / "sessions.json")
+        async with FakeGateway(token=TOKEN, recommended_shards=2) as gw:
+            group = new_group(gw, twins, session_store=store, save_interval=0.05)
+            await group.start()
+            try:
+                sessions = await all_ready(gw, group)
+                for _ in range(3):
+                    gw.dispatch_nowait("MESSAGE_CREATE", message("x"), session=sessions[1])
+
+                async def saved_sequences() -> dict[int, int]:
+                    return {number: entry.session.sequence for number, entry in (await store.load(2)).items()}
+
+                deadline = asyncio.get_running_loop().time() + WAIT
+                while await saved_sequences() != {0: 1, 1: 4}:  # READY is 1; three messages on shard 1
+                    assert asyncio.get_running_loop().time() < deadline, await saved_sequences()
+                    await asyncio.sleep(0.02)
+                assert {n: e.session.id for n, e in (await store.load(2)).items()} == {0: sessions[0].id, 1: sessions[1].id}
+            finally:
+                await group.close(resumable=False)
+            assert await store.load(2) == {}
+
+    run(body)
+
+
+def test_save_interval_needs_a_store() -> None:
+    with pytest.raises(ValueError, match="save_interval needs a session_store"):
+        ShardGroup("t", INTENTS, save_interval=5.0)
