@@ -28,7 +28,11 @@ Decisions:
   :class:`FatalCloseError` with ``shard_id`` after the events already queued.
 - ``update_presence`` also becomes the IDENTIFY presence of shards started later (reshards).
 - Within a bucket the default identify queue lets the lowest shard id go first, so shards identify in id order
-  (0-15, then 16-31, ... with max_concurrency 16) as Discord asks.
+  (0-15, then 16-31, ... with max_concurrency 16) as Discord asks; its window is ``GROUP_IDENTIFY_DELAY`` (5.25 s).
+- Shards that IDENTIFY connect in waves of ``max_concurrency``, ``WAVES_AHEAD`` windows before their turn; shards
+  that RESUME connect at once.
+- Session starts: Discord's count is the truth. When ours is spent the queue asks ``GET /gateway/bot`` (after one
+  window); only when Discord confirms does it warn and wait for ``reset_after``, then ask again.
 """
 
 from __future__ import annotations
