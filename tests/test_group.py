@@ -651,3 +651,21 @@ def test_save_interval_keeps_the_store_current_while_running(twins: dict[str, Mo
 def test_save_interval_needs_a_store() -> None:
     with pytest.raises(ValueError, match="save_interval needs a session_store"):
         ShardGroup("t", INTENTS, save_interval=5.0)
+
+
+def test_sharding_required_by_the_gateway_doubles_until_every_shard_fits(twins: dict[str, ModuleType]) -> None:
+    """The fake closes 4011 when a shard would hold more than 2 of its 6 guilds: 1 shard -> 2 (still 3 each: 4011 on
+    the pending generation, whose second 4011 changes nothing more) -> 4, which fits."""
+
+    async def body() -> None:
+        guilds = [{"id": str(i << 22), "name": f"guild {i}"} for i in range(6)]
+        async with FakeGateway(token=TOKEN, recommended_shards=1, guilds=guilds, max_guilds_per_shard=2) as gw:
+            async with running(gw, twins, event_types=MESSAGES) as group:
+                await until(lambda: group.generation == 2, timeout=WAIT * 2, what="two reshards")
+                assert group.shard_count == 4 and not group.resharding
+                sessions = await all_ready(gw, group)
+                assert sorted(session.shard for session in sessions) == [(n, 4) for n in range(4)]
+                closes = [c.close_code for c in gw.connections if c.close_code == 4011]
+                assert len(closes) == 3  # the first shard, then both shards of the count of 2
+
+    run(body)
