@@ -9,6 +9,8 @@ import math
 from typing import Any, Awaitable, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import AuthenticationError, GatewayError, GatewayInfo, SessionStartLimit, fetch_gateway_info
 from gateway.errors import HTTPError
@@ -144,6 +146,47 @@ def test_retries_are_bounded_by_attempts_and_elapsed_time() -> None:
     assert retry_delay(POLICY, 500, attempt=1, elapsed=59.6, jitter=0.0) is None
     assert retry_delay(POLICY, 429, attempt=1, elapsed=50.0, jitter=0.0, retry_after=11.0) is None
     assert retry_delay(RetryPolicy(max_attempts=1), None, attempt=1, elapsed=0.0, jitter=0.0) is None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    max_attempts=st.integers(1, 12),
+    max_elapsed=st.floats(0, 120),
+    base_delay=st.floats(0, 5),
+    max_delay=st.floats(0, 60),
+    outcomes=st.lists(
+        st.tuples(st.sampled_from([None, 429, 500, 502, 503]), st.none() | st.floats(0, 90), st.floats(0, 1, exclude_max=True)),
+        min_size=12,
+        max_size=12,
+    ),
+    request_time=st.floats(0, 3),
+)
+def test_any_run_of_failures_stays_within_the_bounds(
+    max_attempts: int,
+    max_elapsed: float,
+    base_delay: float,
+    max_delay: float,
+    outcomes: list[tuple[int | None, float | None, float]],
+    request_time: float,
+) -> None:
+    """Drive the pure policy with a simulated clock: it never allows more than max_attempts requests nor a wait
+    ending after max_elapsed, and every backoff lies in [d/2, d]."""
+    policy = RetryPolicy(max_attempts, max_elapsed, base_delay, max_delay, max_retry_after=30.0)
+    elapsed, attempts = 0.0, 0
+    for status, retry_after, jitter in outcomes:
+        attempts += 1
+        elapsed += request_time
+        delay = retry_delay(policy, status, attempt=attempts, elapsed=elapsed, jitter=jitter, retry_after=retry_after)
+        if delay is None:
+            break
+        assert elapsed + delay <= max_elapsed
+        if status == 429 and retry_after is not None:
+            assert delay == retry_after <= 30.0
+        else:
+            ceiling = min(max_delay, base_delay * 2 ** (attempts - 1))
+            assert ceiling / 2 <= delay <= ceiling
+        elapsed += delay
+    assert attempts <= max_attempts
 
 
 def test_retry_policy_rejects_nonsense() -> None:
