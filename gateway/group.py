@@ -438,9 +438,7 @@ class ShardGroup:
 
     def _copy_fatal(self) -> FatalCloseError:
         assert self._fatal is not None
-        error = FatalCloseError(self._fatal.code, self._fatal.reason)
-        error.shard_id = self._fatal.shard_id  # type: ignore[attr-defined]
-        return error
+        return FatalCloseError(self._fatal.code, self._fatal.reason, self._fatal.shard_id)
 
     # -- sending -------------------------------------------------------------------------------------------------
 
@@ -657,9 +655,7 @@ class ShardGroup:
     def _fail(self, number: int, error: FatalCloseError) -> None:
         if self._fatal is not None:
             return
-        fatal = FatalCloseError(error.code, error.reason)
-        fatal.shard_id = number  # type: ignore[attr-defined]
-        self._fatal = fatal
+        self._fatal = FatalCloseError(error.code, error.reason, number)
         logger.error("shard %d closed with fatal code %d: closing the group", number, error.code)
         self._wake()
         loop = self._loop

@@ -382,7 +382,7 @@ class Shard:
 
     def _raise_stopped(self) -> None:
         if self._fatal is not None:
-            raise FatalCloseError(self._fatal.code, self._fatal.reason)
+            raise FatalCloseError(self._fatal.code, self._fatal.reason, self._number)
         raise ShardClosedError("the shard is closed")
 
     def _set_wanted(self, wanted: int) -> None:

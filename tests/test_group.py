@@ -344,7 +344,7 @@ def test_fatal_close_on_one_shard_closes_the_group(twins: dict[str, ModuleType],
             await asyncio.wait_for(collector.task, WAIT)
             error = collector.error
             assert isinstance(error, FatalCloseError) and error.code == code
-            assert error.shard_id == 1  # type: ignore[attr-defined]
+            assert error.shard_id == 1
             assert TOKEN not in str(error)
             for connection in others:
                 assert await connection.wait_closed() == ("client", 1000)
@@ -667,5 +667,26 @@ def test_sharding_required_by_the_gateway_doubles_until_every_shard_fits(twins: 
                 assert sorted(session.shard for session in sessions) == [(n, 4) for n in range(4)]
                 closes = [c.close_code for c in gw.connections if c.close_code == 4011]
                 assert len(closes) == 3  # the first shard, then both shards of the count of 2
+
+    run(body)
+
+
+def test_a_lone_shard_fatal_close_error_carries_its_number(twins: dict[str, ModuleType]) -> None:
+    async def body() -> None:
+        from gateway import IdentifyQueue, Shard, ShardId
+
+        async with FakeGateway(token=TOKEN) as gw:
+            shard = Shard(ShardId(3, 4), TOKEN, INTENTS, gateway_url=gw.url, identify_queue=IdentifyQueue(delay=0),
+                          _twins=twins)
+            shard.start()
+            try:
+                await gw.wait_for_shard(3, 4)
+                await gw.close(4013, shard=3)
+                with pytest.raises(FatalCloseError) as info:
+                    while True:
+                        await shard.next_event()
+                assert info.value.code == 4013 and info.value.shard_id == 3
+            finally:
+                await shard.close()
 
     run(body)
