@@ -88,13 +88,15 @@ class ConnectError(GatewayError):
 class FatalCloseError(GatewayError):
     """The gateway closed the connection with a code that forbids reconnecting.
 
-    ``code`` is the close code (4004, 4010, 4011, 4012, 4013 or 4014) and ``reason`` the text Discord gave.
+    ``code`` is the close code (4004, 4010, 4011, 4012, 4013 or 4014), ``reason`` the text Discord gave and
+    ``shard_id`` the number of the shard it closed (None when not known).
     """
 
-    def __init__(self, code: int, reason: str = "") -> None:
+    def __init__(self, code: int, reason: str = "", shard_id: int | None = None) -> None:
         super().__init__(f"gateway closed the connection with fatal code {code}: {reason or 'no reason given'}")
         self.code = code
         self.reason = reason
+        self.shard_id = shard_id
 
 
 class ShardClosedError(GatewayError):

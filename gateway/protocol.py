@@ -600,7 +600,7 @@ class ShardProtocol:
         if plan is CloseAction.FATAL:
             assert code is not None
             self._status = ShardStatus.FATALLY_CLOSED
-            self._stop(FatalCloseError(code, reason))
+            self._stop(FatalCloseError(code, reason, self._shard_id.number))
             logger.error("shard %s: fatal close code %d (%s); not reconnecting", self._shard_id, code, reason)
             return
         if plan is CloseAction.NEW_SESSION:
@@ -761,7 +761,7 @@ class ShardProtocol:
             raise ValueError(f"command payload is {len(data)} bytes; Discord's limit is {MAX_PAYLOAD_SIZE}")
         if self._phase is _Phase.STOPPED:
             if self._fatal is not None:
-                raise FatalCloseError(self._fatal.code, self._fatal.reason)
+                raise FatalCloseError(self._fatal.code, self._fatal.reason, self._fatal.shard_id)
             raise ShardClosedError("the shard is closed; no more commands can be sent")
         self._commands.append(data)
         self._flush(now)
