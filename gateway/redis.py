@@ -35,13 +35,12 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 try:
     import redis.asyncio as aioredis
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError, ResponseError
+    from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised by tests/test_imports-style subprocess check
@@ -54,8 +53,9 @@ from .errors import FatalCloseError, PayloadError, ShardClosedError
 from .event import Event
 from .flags import FLAG_BY_NAME, EventTypeFlags
 from .models import Session, ShardId
-from .protocol import GATEWAY_URL, MAX_PAYLOAD_SIZE
+from .protocol import GATEWAY_URL
 from .ratelimit import IDENTIFY_DELAY
+from .redis_contract import SIDE_STREAM_MAX_LEN, Keys, check_command, parse_shards, redact_url, split_shards
 from .sessions import SavedSession
 from .shard import Shard
 
@@ -66,28 +66,19 @@ __all__ = [
     "RedisForwarder",
     "RedisIdentifyQueue",
     "RedisSessionStore",
+    "check_command",
+    "parse_shards",
     "redact_url",
+    "split_shards",
 ]
 
 logger = logging.getLogger("gateway.redis")
 
 #: Default ``MAXLEN ~`` of the events stream.
 DEFAULT_MAX_LEN = 1_000_000
-#: ``MAXLEN ~`` of the errors stream and of each commands stream.
-SIDE_STREAM_MAX_LEN = 10_000
 _DAY_MS = 86_400_000
 _READY_FLAG = FLAG_BY_NAME["READY"]
 _UNKNOWN_FLAG = FLAG_BY_NAME["UNKNOWN"]
-_USER_OPS_REFUSED = frozenset({1, 2, 6})  # heartbeat, identify, resume: the shard's own
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user name or password (for logs and errors)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def connect(url: str, *, socket_timeout: float | None = 10.0) -> aioredis.Redis:
@@ -106,34 +97,18 @@ def connect(url: str, *, socket_timeout: float | None = 10.0) -> aioredis.Redis:
     )
 
 
-class Keys:
-    """The key names under one prefix (see the module docstring)."""
-
-    def __init__(self, prefix: str) -> None:
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError("prefix must be a non-empty str")
-        self.prefix = prefix
-        self.events = f"{prefix}:events"
-        self.errors = f"{prefix}:errors"
-        self.shard_count = f"{prefix}:shard_count"
-        self.sessions = f"{prefix}:sessions"
-        self.sessions_count = f"{prefix}:sessions:shard_count"
-        self.identify_remaining = f"{prefix}:identify:remaining"
-        self.identify_total = f"{prefix}:identify:total"
-        self.commands_group = f"{prefix}:forwarder"
-
-    def commands(self, shard: int) -> str:
-        return f"{self.prefix}:commands:{shard}"
-
-    def identify_bucket(self, bucket: int) -> str:
-        return f"{self.prefix}:identify:bucket:{bucket}"
-
-
 def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError))
 
 
 def _error_kind(exc: BaseException) -> str:
+    """A short name for counting: ``OOM``, ``READONLY``, ``LOADING``, another Redis error code, or the class name."""
+    if isinstance(exc, OutOfMemoryError):
+        return "OOM"
+    if isinstance(exc, ReadOnlyError):
+        return "READONLY"
+    if isinstance(exc, BusyLoadingError):
+        return "LOADING"
     if isinstance(exc, ResponseError):
         first = str(exc).split(" ", 1)[0]
         return first if first.isupper() else type(exc).__name__
@@ -625,24 +600,6 @@ def _encode_command(payload: Mapping[str, Any] | bytes | str) -> bytes:
     return data
 
 
-def check_command(data: bytes) -> str | None:
-    """Why ``data`` cannot be sent as a gateway command (None when it can): size, JSON, ``op``."""
-    if len(data) > MAX_PAYLOAD_SIZE:
-        return f"payload is {len(data)} bytes; the limit is {MAX_PAYLOAD_SIZE}"
-    try:
-        value = _json.loads(data)
-    except _json.DECODE_ERRORS as exc:
-        return f"payload is not JSON ({exc})"
-    if not isinstance(value, dict):
-        return "payload is not a JSON object"
-    op = value.get("op")
-    if isinstance(op, bool) or not isinstance(op, int):
-        return "payload has no int 'op'"
-    if op in _USER_OPS_REFUSED:
-        return f"op {op} is sent by the shard itself, not as a command"
-    return None
-
-
 class CommandSender:
     """Appends commands for the shards to ``{prefix}:commands:{shard}`` (field ``payload``).
 
@@ -923,7 +880,6 @@ class RedisForwarder:
 
     async def run(self) -> None:
         await self._wait_for_redis()
-        await self._client.set(self._keys.shard_count, self._count)
         saved = await self.store.load(self._count)
         for number, link in self._links.items():
             if number in saved:
@@ -961,18 +917,20 @@ class RedisForwarder:
     # -- startup -------------------------------------------------------------------------------------------------
 
     async def _wait_for_redis(self) -> None:
+        """Retry (with backoff, logged) until Redis takes a write: unreachable, loading, OOM, READONLY all wait."""
         attempt = 0
         while True:
             try:
-                await self._client.ping()
+                await self._client.set(self._keys.shard_count, self._count)
                 if attempt:
-                    logger.warning("Redis at %s answers now", redact_url(self._url))
+                    logger.warning("Redis at %s takes writes now", redact_url(self._url))
                 return
             except (RedisError, OSError) as exc:
                 attempt += 1
                 self.stats[f"redis_errors:{_error_kind(exc)}"] += 1
                 delay = _backoff(attempt, base=0.5)
-                logger.error("Redis at %s is unreachable (%s: %s); retrying in %.1f s", redact_url(self._url),
+                what = "is unreachable" if _is_connection_error(exc) else "refuses writes"
+                logger.error("Redis at %s %s (%s: %s); retrying in %.1f s", redact_url(self._url), what,
                              _error_kind(exc), exc, delay)
                 await asyncio.sleep(delay)
 
@@ -1290,39 +1248,6 @@ class RedisForwarder:
     def __repr__(self) -> str:
         return (f"RedisForwarder({redact_url(self._url)!r}, shards={list(self._links)}, count={self._count}, "
                 f"prefix={self._keys.prefix!r})")
-
-
-def parse_shards(text: str) -> tuple[list[int], int]:
-    """``"A-B/N"`` -> ``([A..B], N)``; ``"A/N"`` -> one shard; ``"N"`` -> all of N. ValueError otherwise."""
-    text = text.strip()
-    try:
-        if "/" in text:
-            span, total_text = text.split("/", 1)
-            total = int(total_text)
-            if "-" in span:
-                low, high = (int(part) for part in span.split("-", 1))
-            else:
-                low = high = int(span)
-        else:
-            total = int(text)
-            low, high = 0, total - 1
-    except ValueError:
-        raise ValueError(f"--shards wants A-B/N (e.g. 0-15/32), A/N or N, got {text!r}") from None
-    if total < 1 or not 0 <= low <= high < total:
-        raise ValueError(f"--shards {text!r}: need 0 <= A <= B < N")
-    return list(range(low, high + 1)), total
-
-
-def split_shards(shard_ids: Sequence[int], processes: int) -> list[list[int]]:
-    """``shard_ids`` in ``processes`` contiguous, near-equal parts (no empty part)."""
-    processes = max(1, min(processes, len(shard_ids)))
-    size, extra = divmod(len(shard_ids), processes)
-    parts, start = [], 0
-    for index in range(processes):
-        end = start + size + (1 if index < extra else 0)
-        parts.append(list(shard_ids[start:end]))
-        start = end
-    return parts
 
 
 async def _aiter_entries(client: aioredis.Redis, key: str) -> AsyncIterator[tuple[bytes, dict[bytes, bytes]]]:

@@ -154,3 +154,67 @@ def persistent_redis(tmp_path: Path):
         yield server
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------------------------------------- test helpers
+
+def stream_entries(server: RedisServer, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of the stream ``key``, oldest first."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10, protocol=2)
+    try:
+        return [(entry_id, dict(fields)) for entry_id, fields in client.xrange(key)]
+    finally:
+        client.close()
+
+
+def dump_everything(server: RedisServer) -> list[bytes]:
+    """Every key name and every value stored in the server (all types), as bytes, for secret scans."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10, protocol=2)
+    found: list[bytes] = []
+    try:
+        for key in client.scan_iter(count=1000):
+            found.append(key)
+            kind = client.type(key)
+            if kind == b"string":
+                found.append(client.get(key) or b"")
+            elif kind == b"hash":
+                for field, value in client.hgetall(key).items():
+                    found += [field, value]
+            elif kind == b"list":
+                found += client.lrange(key, 0, -1)
+            elif kind == b"set":
+                found += list(client.smembers(key))
+            elif kind == b"zset":
+                found += [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+            elif kind == b"stream":
+                for _, fields in client.xrange(key):
+                    for field, value in fields.items():
+                        found += [field, value]
+                for group in client.xinfo_groups(key):
+                    found.append(group["name"] if isinstance(group["name"], bytes) else str(group["name"]).encode())
+        found.append(str(client.config_get("*")).encode())
+        return found
+    finally:
+        client.close()
+
+
+def shard_sessions(gateway: Any) -> dict[int, Any]:
+    """The FakeGateway's live (not invalidated) session of each shard number (the newest one)."""
+    sessions: dict[int, Any] = {}
+    for session in gateway.sessions.values():
+        if session.shard is not None and not session.invalidated:
+            sessions[session.shard[0]] = session
+    return sessions
+
+
+def sequences_by_shard(entries: list[tuple[bytes, dict[bytes, bytes]]], name: str = "MESSAGE_CREATE") -> dict[int, list[int]]:
+    """``{shard: [s, ...]}`` of the entries named ``name``, in stream order."""
+    result: dict[int, list[int]] = {}
+    for _, fields in entries:
+        if fields[b"t"] == name.encode():
+            result.setdefault(int(fields[b"shard"]), []).append(int(fields[b"s"]))
+    return result
