@@ -196,7 +196,7 @@ class RedisIdentifyQueue:
         self._refund = self._client.register_script(_REFUND)
         self._limit = self._client.register_script(_LIMIT)
         self._pending_limit: tuple[int, int, float] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self.granted = 0
         """Grants this object obtained (and did not give back)."""
 
@@ -275,6 +275,7 @@ class RedisIdentifyQueue:
             try:
                 status, wait_ms = await asyncio.shield(call)
             except asyncio.CancelledError:
+                self._background.add(call)  # until it answers and, if it granted, the slot is given back
                 call.add_done_callback(lambda done: self._give_back(done, bucket_key, token))
                 raise
             status, wait_ms = int(status), int(wait_ms)
@@ -292,15 +293,14 @@ class RedisIdentifyQueue:
             await asyncio.sleep(delay + random.uniform(0, 0.02))
 
     def _give_back(self, call: asyncio.Future[Any], bucket_key: str, token: str) -> None:
-        if call.cancelled() or call.exception() is not None:
-            return
-        if int(call.result()[0]) != 1:
-            return
-        task = asyncio.ensure_future(self._refund(keys=[bucket_key, self._keys.identify_remaining], args=[token]))
-        self._background.add(task)
-        task.add_done_callback(self._refund_done)
+        if not call.cancelled() and call.exception() is None and int(call.result()[0]) == 1:
+            task = asyncio.ensure_future(self._refund(keys=[bucket_key, self._keys.identify_remaining],
+                                                      args=[token]))
+            self._background.add(task)
+            task.add_done_callback(self._refund_done)
+        self._background.discard(call)  # type: ignore[arg-type]
 
-    def _refund_done(self, task: asyncio.Task[Any]) -> None:
+    def _refund_done(self, task: asyncio.Future[Any]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.warning("identify: could not give back an unused slot (%s); its bucket stays closed for at most "
