@@ -861,6 +861,7 @@ class RedisForwarder:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._stopped = asyncio.Event()
+        self._saved_at_start: dict[int, SavedSession] = {}
         self.stats: Counter[str] = Counter()
 
     # -- public --------------------------------------------------------------------------------------------------
@@ -879,8 +880,11 @@ class RedisForwarder:
         await asyncio.wait_for(asyncio.gather(*(link.shard_ready.wait() for link in self._links.values())), timeout)
 
     async def run(self) -> None:
-        await self._wait_for_redis()
-        saved = await self.store.load(self._count)
+        if not await self._wait_for_redis():
+            await self._client.aclose()
+            await self._command_client.aclose()
+            return
+        saved = self._saved_at_start
         for number, link in self._links.items():
             if number in saved:
                 entry = saved[number]
@@ -916,15 +920,18 @@ class RedisForwarder:
 
     # -- startup -------------------------------------------------------------------------------------------------
 
-    async def _wait_for_redis(self) -> None:
-        """Retry (with backoff, logged) until Redis takes a write: unreachable, loading, OOM, READONLY all wait."""
+    async def _wait_for_redis(self) -> bool:
+        """Retry (with backoff, logged) until Redis takes a write: unreachable, loading, OOM, READONLY all wait.
+        False if :meth:`close` was called meanwhile."""
         attempt = 0
-        while True:
+        while not self._closing:
             try:
                 await self._client.set(self._keys.shard_count, self._count)
+                saved = await self.store.load(self._count)
                 if attempt:
                     logger.warning("Redis at %s takes writes now", redact_url(self._url))
-                return
+                self._saved_at_start = saved
+                return True
             except (RedisError, OSError) as exc:
                 attempt += 1
                 self.stats[f"redis_errors:{_error_kind(exc)}"] += 1
@@ -932,7 +939,11 @@ class RedisForwarder:
                 what = "is unreachable" if _is_connection_error(exc) else "refuses writes"
                 logger.error("Redis at %s %s (%s: %s); retrying in %.1f s", redact_url(self._url), what,
                              _error_kind(exc), exc, delay)
-                await asyncio.sleep(delay)
+                try:
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        return False
 
     # -- one shard -----------------------------------------------------------------------------------------------
 
