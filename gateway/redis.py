@@ -32,7 +32,7 @@ import random
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,13 +298,14 @@ class RedisIdentifyQueue:
                                                       args=[token]))
             self._background.add(task)
             task.add_done_callback(self._refund_done)
-        self._background.discard(call)  # type: ignore[arg-type]
+        self._background.discard(call)
 
     def _refund_done(self, task: asyncio.Future[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
             logger.warning("identify: could not give back an unused slot (%s); its bucket stays closed for at most "
-                           "%.1f s", _error_kind(task.exception()), self.slot_lifetime)  # type: ignore[arg-type]
+                           "%.1f s", _error_kind(error), self.slot_lifetime)
 
     async def close(self) -> None:
         if self._background:
@@ -328,6 +329,9 @@ end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1
 """
+
+
+_ENTRY_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, *_json.DECODE_ERRORS)
 
 
 def _session_json(session_id: str, sequence: int, resume_url: str | None) -> bytes:
@@ -361,7 +365,7 @@ class RedisSessionStore:
             try:
                 shard = int(key)
                 sessions[shard] = SavedSession.from_dict(_json.loads(value))
-            except (ValueError, TypeError, *_json.DECODE_ERRORS) as exc:
+            except _ENTRY_ERRORS as exc:
                 logger.warning("session store: skipping a malformed entry for shard %r (%s)", key, exc)
         return sessions
 
@@ -374,7 +378,7 @@ class RedisSessionStore:
             return None
         try:
             return SavedSession.from_dict(_json.loads(value))
-        except (ValueError, TypeError, *_json.DECODE_ERRORS) as exc:
+        except _ENTRY_ERRORS as exc:
             logger.warning("session store: skipping a malformed entry for shard %s (%s)", shard_id, exc)
             return None
 
@@ -561,14 +565,14 @@ class EventConsumer:
         self._ready = True
 
     async def _read(self, start: str, block: int | None = None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        answer = await self._client.xreadgroup(self.group, self.consumer, {self._keys.events: start},
-                                               count=self._count, block=block)
+        answer: Any = await self._client.xreadgroup(self.group, self.consumer, {self._keys.events: start},
+                                                    count=self._count, block=block)
         if not answer:
             return []
         return list(answer[0][1])
 
     async def _claim(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        answer = await self._client.xautoclaim(self._keys.events, self.group, self.consumer, self._claim_idle_ms,
+        answer: Any = await self._client.xautoclaim(self._keys.events, self.group, self.consumer, self._claim_idle_ms,
                                                start_id=self._claim_cursor, count=self._count)
         self._claim_cursor = answer[0]
         return [(entry_id, fields) for entry_id, fields in answer[1]]
@@ -1128,8 +1132,8 @@ class RedisForwarder:
                 if not streams:
                     await asyncio.sleep(0.05)
                     continue
-                answer = await client.xreadgroup(keys.commands_group, "owner", streams, count=128,
-                                                 block=None if own_pending else 1000)
+                answer: Any = await client.xreadgroup(keys.commands_group, "owner", streams,  # type: ignore[arg-type]
+                                                      count=128, block=None if own_pending else 1000)
                 got = 0
                 for stream, entries in answer or []:
                     number = int(stream.rsplit(b":", 1)[1])
@@ -1213,7 +1217,7 @@ class RedisForwarder:
             suffix = key.decode("utf-8", "replace")[len(prefix):]
             if suffix.isdigit() and int(suffix) < self._count and suffix == str(int(suffix)):
                 continue
-            entries = await self._command_client.xrange(key, count=SIDE_STREAM_MAX_LEN)
+            entries: Any = await self._command_client.xrange(key, count=SIDE_STREAM_MAX_LEN)
             async with self._command_client.pipeline(transaction=True) as pipe:
                 for _, fields in entries:
                     pipe.xadd(self._keys.errors, {
@@ -1259,18 +1263,3 @@ class RedisForwarder:
     def __repr__(self) -> str:
         return (f"RedisForwarder({redact_url(self._url)!r}, shards={list(self._links)}, count={self._count}, "
                 f"prefix={self._keys.prefix!r})")
-
-
-async def _aiter_entries(client: aioredis.Redis, key: str) -> AsyncIterator[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream, oldest first (tests and tools)."""
-    start = "-"
-    while True:
-        entries = await client.xrange(key, min=start, count=1000)
-        if not entries:
-            return
-        for entry in entries:
-            yield entry
-        last = entries[-1][0].decode()
-        milliseconds, sequence = last.split("-")
-        start = f"{milliseconds}-{int(sequence) + 1}"
-

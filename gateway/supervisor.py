@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("gateway.supervisor")
 
@@ -145,8 +146,8 @@ async def supervise(args: argparse.Namespace, shard_ids: list[int], shard_count:
                 pass
 
     watchers = [asyncio.ensure_future(watch(worker)) for worker in workers]
-    done = asyncio.ensure_future(asyncio.gather(*watchers))
-    stop = asyncio.ensure_future(stopping.wait())
+    done: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*watchers))
+    stop: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
     stopping.set()
     await _stop_workers(workers)
