@@ -40,7 +40,14 @@ try:
     import redis.asyncio as aioredis
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
+    from redis.exceptions import (
+        BusyLoadingError,
+        NoScriptError,
+        OutOfMemoryError,
+        ReadOnlyError,
+        RedisError,
+        ResponseError,
+    )
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised by tests/test_imports-style subprocess check
@@ -699,8 +706,11 @@ class _Publisher:
 
     def __init__(self, client: aioredis.Redis, keys: Keys, max_len: int, shard_count: int,
                  max_call_bytes: int = 8 << 20) -> None:
+        self._client = client
         self._script = client.register_script(_PUBLISH)
         self._keys = [keys.events, keys.sessions, keys.sessions_count]
+        self._head = [_bulk(b"EVALSHA"), _bulk(self._script.sha.encode()), _bulk(b"3"),
+                      *(_bulk(key.encode()) for key in self._keys)]
         self._max_len = max_len
         self._shard_count = shard_count
         self._max_call_bytes = max_call_bytes
@@ -748,13 +758,8 @@ class _Publisher:
                     item = self._pending.popleft()
                     size += item.size
                     items.append(item)
-                args: list[Any] = [self._max_len, self._shard_count, len(items)]
-                for item in items:
-                    args += (item.shard, item.session, len(item.entries))
-                    for name, seq, raw in item.entries:
-                        args += (name, b"" if seq is None else seq, raw)
                 try:
-                    added = await self._script(keys=self._keys, args=args)
+                    added = await self._call(self._pack(items))
                 except (RedisError, OSError) as exc:
                     for item in items:
                         if not item.future.done():
@@ -765,6 +770,52 @@ class _Publisher:
                 for item in items:
                     if not item.future.done():
                         item.future.set_result(None)
+
+
+    def _pack(self, items: list[_Item]) -> list[bytes]:
+        """The EVALSHA command in RESP, built in one pass (redis-py's generic packer costs ~20x more per event)."""
+        chunks = self._head[:]
+        append = chunks.append
+        count = len(chunks) + 3
+        append(_bulk(str(self._max_len).encode()))
+        append(_bulk(str(self._shard_count).encode()))
+        append(_bulk(str(len(items)).encode()))
+        for item in items:
+            append(_bulk(str(item.shard).encode()))
+            append(_bulk(item.session))
+            append(_bulk(str(len(item.entries)).encode()))
+            count += 3 + 3 * len(item.entries)
+            for name, seq, raw in item.entries:
+                append(_bulk(name.encode()))
+                append(_bulk(b"" if seq is None else str(seq).encode()))
+                append(b"$%d\r\n" % len(raw))
+                append(raw)
+                append(b"\r\n")
+        chunks.insert(0, b"*%d\r\n" % count)
+        return chunks
+
+    async def _call(self, chunks: list[bytes]) -> Any:
+        """Send one packed EVALSHA on a pooled connection and read its answer (loads the script on NOSCRIPT)."""
+        pool = self._client.connection_pool
+        for attempt in range(2):
+            connection = await pool.get_connection()
+            try:
+                await connection.send_packed_command(chunks, check_health=False)
+                return await connection.read_response()
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._client.script_load(_PUBLISH)  # Redis restarted empty, or SCRIPT FLUSH
+            except BaseException:
+                await connection.disconnect()  # its state is unknown (cancelled mid-answer, broken socket)
+                raise
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class _PublishFailed(Exception):

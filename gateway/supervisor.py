@@ -246,11 +246,25 @@ async def run_worker(args: argparse.Namespace, token: str) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(forwarder.close()))
+    orphan_watch = loop.create_task(_close_when_orphaned(forwarder))
     try:
         await forwarder.run()
     except FatalCloseError:
         return EXIT_FATAL
+    finally:
+        orphan_watch.cancel()
     return 0
+
+
+async def _close_when_orphaned(forwarder: Any) -> None:
+    """A worker whose supervisor died (kill -9) stops too: a new supervisor will start its own workers."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            logger.error("worker: the supervisor (pid %d) is gone; stopping", parent)
+            await forwarder.close()
+            return
 
 
 def worker_main(argv: Sequence[str] | None = None) -> int:
