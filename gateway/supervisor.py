@@ -40,6 +40,8 @@ def register_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--shards", default=None, metavar="A-B/N", help="shards A..B of N (with --redis)")
     if "--api-url" not in known:
         parser.add_argument("--api-url", default="https://discord.com/api/v10", help=argparse.SUPPRESS)
+    if "--gateway-url" not in known:
+        parser.add_argument("--gateway-url", default=None, help=argparse.SUPPRESS)
     group = parser.add_argument_group("Redis (many processes)")
     group.add_argument("--redis", default=None, metavar="URL",
                        help="redis://HOST:PORT/DB: send events to the stream {prefix}:events instead of printing them")
@@ -47,25 +49,36 @@ def register_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--processes", type=int, default=1, metavar="P", help="worker processes (default 1)")
     group.add_argument("--max-len", type=int, default=None, metavar="L",
                        help="XADD MAXLEN ~ L of the events stream (default 1000000)")
-    group.add_argument("--max-concurrency", type=int, default=1, metavar="M",
-                       help="identify buckets (Discord's max_concurrency; default 1)")
+    group.add_argument("--max-concurrency", type=int, default=None, metavar="M",
+                       help="identify buckets (default: GET /gateway/bot's max_concurrency when --shards auto or no "
+                            "--gateway-url makes it fetched, else 1)")
     group.add_argument("--identify-delay", type=float, default=5.0, help=argparse.SUPPRESS)
 
 
-def _shard_spec(args: argparse.Namespace) -> tuple[list[int], int]:
+def _shard_spec(args: argparse.Namespace) -> tuple[list[int] | None, int | None]:
+    """``(shard ids, count)`` from ``--shards`` (``(None, None)`` for ``auto``) or, without it, from ``--shard``."""
     from .redis_contract import parse_shards
 
     spec = args.shards
     if spec is None:
-        return [0], 1
+        shard = getattr(args, "shard", None)
+        if shard is None:
+            return [0], 1
+        return [shard.number], shard.total
     if isinstance(spec, str):
+        if spec.strip().lower() == "auto":
+            return None, None
         return parse_shards(spec)
-    # Another parser's value (e.g. the group CLI): accept (ids, count) pairs or objects with those attributes.
-    ids = getattr(spec, "shard_ids", None) or getattr(spec, "ids", None)
-    count = getattr(spec, "shard_count", None) or getattr(spec, "count", None)
-    if ids is None or count is None:
-        raise ValueError(f"--shards: cannot use {spec!r} with --redis; give A-B/N")
-    return list(ids), int(count)
+    count, ids = spec  # gateway/__main__.py's parse_shards: (count | None, ids | None)
+    if count is None:
+        return None, None
+    return (list(range(count)) if ids is None else list(ids)), count
+
+
+async def _gateway_info(token: str, api_url: str) -> Any:
+    from .http import fetch_gateway_info
+
+    return await fetch_gateway_info(token, api_url=api_url)
 
 
 @dataclass
@@ -91,6 +104,8 @@ def _worker_command(args: argparse.Namespace, shard_ids: Sequence[int], shard_co
     ]
     if args.max_len is not None:
         command += ["--max-len", str(args.max_len)]
+    if args.session_start_limit is not None:
+        command += ["--session-start-limit", ",".join(map(str, args.session_start_limit))]
     if getattr(args, "verbose", 0):
         command += ["-" + "v" * args.verbose]
     return command
@@ -196,10 +211,29 @@ def main_redis(args: argparse.Namespace) -> int:
         print("python -m gateway --redis needs redis-py: pip install 'gateway[redis]'", file=sys.stderr)
         return EXIT_USAGE
     try:
-        shard_ids, shard_count = _shard_spec(args)
+        ids, count = _shard_spec(args)
     except ValueError as exc:
         print(f"python -m gateway: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    args.session_start_limit = None
+    if count is None or args.gateway_url is None:
+        try:  # GET /gateway/bot once for the whole fleet: count, URL, max_concurrency, session_start_limit
+            info = asyncio.run(_gateway_info(token, args.api_url))
+        except Exception as exc:  # noqa: BLE001 - any failure ends the start with its (token-free) message
+            print(f"python -m gateway: GET /gateway/bot failed: {exc}", file=sys.stderr)
+            return 1
+        limit = info.session_start_limit
+        if count is None:
+            ids, count = list(range(info.shards)), info.shards
+        if args.gateway_url is None:
+            args.gateway_url = info.url
+        if args.max_concurrency is None:
+            args.max_concurrency = limit.max_concurrency
+        args.session_start_limit = (limit.remaining, limit.total, limit.reset_after)
+    if args.max_concurrency is None:
+        args.max_concurrency = 1
+    assert ids is not None and count is not None
+    shard_ids, shard_count = ids, count
     if args.processes < 1:
         print("python -m gateway: --processes must be >= 1", file=sys.stderr)
         return EXIT_USAGE
@@ -228,6 +262,7 @@ def _worker_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len", type=int, default=None)
     parser.add_argument("--max-concurrency", type=int, default=1)
     parser.add_argument("--identify-delay", type=float, default=5.0)
+    parser.add_argument("--session-start-limit", default=None, help="REMAINING,TOTAL,RESET_AFTER_S")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
@@ -243,6 +278,9 @@ async def run_worker(args: argparse.Namespace, token: str) -> int:
         max_concurrency=args.max_concurrency, identify_delay=args.identify_delay,
         compression=None if args.compression == "none" else args.compression,
     )
+    if args.session_start_limit:
+        remaining, total, reset_after = args.session_start_limit.split(",")
+        forwarder.identify_queue.set_session_start_limit(int(remaining), int(total), float(reset_after))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(forwarder.close()))

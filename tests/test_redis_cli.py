@@ -191,3 +191,20 @@ def test_import_gateway_works_without_redis_py_and_gateway_redis_names_the_extra
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "pip install 'gateway[redis]'" in result.stdout
+
+
+def test_shards_auto_takes_count_url_and_limits_from_get_gateway_bot(redis_server: RedisServer) -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN, recommended_shards=2) as gateway:
+            supervisor = Supervisor("--shards", "auto", "--redis", redis_server.url, "--api-url", gateway.api_url,
+                                    "--identify-delay", "0.05", "--processes", "2")
+            try:
+                await live(gateway, 2)
+                assert sorted(p["d"]["shard"][0] for p in gateway.received_payloads(2)) == [0, 1]
+                assert await asyncio.to_thread(redis_server.cli, "GET", "gateway:shard_count") == b"2"
+                remaining = await asyncio.to_thread(redis_server.cli, "GET", "gateway:identify:remaining")
+                assert remaining is not None and int(remaining) == gateway.session_start_limit.remaining
+            finally:
+                assert supervisor.stop() == 0, supervisor.log
+
+    run(body, timeout=60)
