@@ -665,13 +665,14 @@ class CommandSender:
 
 # --------------------------------------------------------------------------------------------------- forwarder
 
-# KEYS: events, sessions hash, sessions count. ARGV: max_len, shard_count, groups, then per group:
-# shard, session JSON ('' = unchanged), n, then n times (t, s, payload). Returns the number of entries added.
+# KEYS: events, sessions hash, sessions count, fleet shard count. ARGV: max_len, shard_count, groups, then per
+# group: shard, session JSON ('' = unchanged), n, then n times (t, s, payload). Returns the number of entries added.
 _PUBLISH = """#!lua
 local maxlen = ARGV[1]
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[3], ARGV[2])
+  redis.call('SET', KEYS[4], ARGV[2])
 end
 local i = 4
 local added = 0
@@ -709,8 +710,8 @@ class _Publisher:
                  max_call_bytes: int = 8 << 20) -> None:
         self._client = client
         self._script = client.register_script(_PUBLISH)
-        self._keys = [keys.events, keys.sessions, keys.sessions_count]
-        self._head = [_bulk(b"EVALSHA"), _bulk(self._script.sha.encode()), _bulk(b"3"),
+        self._keys = [keys.events, keys.sessions, keys.sessions_count, keys.shard_count]
+        self._head = [_bulk(b"EVALSHA"), _bulk(self._script.sha.encode()), _bulk(b"4"),
                       *(_bulk(key.encode()) for key in self._keys)]
         self._max_len = max_len
         self._shard_count = shard_count
