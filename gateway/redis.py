@@ -42,7 +42,6 @@ try:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import (
         BusyLoadingError,
-        NoScriptError,
         OutOfMemoryError,
         ReadOnlyError,
         RedisError,
@@ -665,8 +664,10 @@ class CommandSender:
 
 # --------------------------------------------------------------------------------------------------- forwarder
 
-# KEYS: events, sessions hash, sessions count, fleet shard count. ARGV: max_len, shard_count, groups, then per
-# group: shard, session JSON ('' = unchanged), n, then n times (t, s, payload). Returns the number of entries added.
+# KEYS: events, sessions hash, sessions count, fleet shard count, fences hash. ARGV: max_len, shard_count, groups, then
+# per group: shard, session JSON ('' = unchanged), fence expected ('' = no check), new fence, n, then n times
+# (t, s, payload). A group whose shard's fence is not the expected one (the batch before it was not taken) is skipped.
+# Returns one status per group: 1 taken, 0 skipped.
 _PUBLISH = """#!lua
 local maxlen = ARGV[1]
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then
@@ -675,19 +676,25 @@ if redis.call('GET', KEYS[3]) ~= ARGV[2] then
   redis.call('SET', KEYS[4], ARGV[2])
 end
 local i = 4
-local added = 0
+local statuses = {}
 for g = 1, tonumber(ARGV[3]) do
-  local shard, session, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  for k = 1, n do
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'shard', shard, 't', ARGV[i], 's', ARGV[i + 1],
-               'payload', ARGV[i + 2])
-    i = i + 3
+  local shard, session, expect, fence, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  i = i + 5
+  if expect ~= '' and redis.call('HGET', KEYS[5], shard) ~= expect then
+    statuses[g] = 0
+    i = i + 3 * n
+  else
+    for k = 1, n do
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'shard', shard, 't', ARGV[i], 's', ARGV[i + 1],
+                 'payload', ARGV[i + 2])
+      i = i + 3
+    end
+    if session ~= '' then redis.call('HSET', KEYS[2], shard, session) end
+    if fence ~= '' then redis.call('HSET', KEYS[5], shard, fence) end
+    statuses[g] = 1
   end
-  added = added + n
-  if session ~= '' then redis.call('HSET', KEYS[2], shard, session) end
 end
-return added
+return statuses
 """
 
 Entry = tuple[str, "int | None", bytes]
@@ -698,27 +705,38 @@ class _Item:
     shard: int
     entries: list[Entry]
     session: bytes
+    expect: bytes
+    fence: bytes
     size: int
     future: asyncio.Future[None]
 
 
+class _Fenced(RedisError):
+    """Redis skipped a batch: the batch before it (same shard) was not taken."""
+
+
 class _Publisher:
-    """Coalesces the batches of every shard of a process into one script call at a time (FIFO, so per-shard order
-    holds); each batch learns whether Redis took it."""
+    """Sends the batches of every shard of a process to Redis, coalesced, with up to ``depth`` script calls in flight
+    on one connection (Redis answers them in order, so per-shard order holds); each batch learns whether Redis took
+    it. A batch carries the fence its shard's previous batch set: if that one was not taken, Redis skips this one
+    too, so a shard's stream never has a gap followed by later events."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, max_len: int, shard_count: int,
-                 max_call_bytes: int = 8 << 20) -> None:
+                 max_call_bytes: int = 8 << 20, depth: int = 2) -> None:
         self._client = client
         self._script = client.register_script(_PUBLISH)
-        self._keys = [keys.events, keys.sessions, keys.sessions_count, keys.shard_count]
-        self._head = [_bulk(b"EVALSHA"), _bulk(self._script.sha.encode()), _bulk(b"4"),
+        self._keys = [keys.events, keys.sessions, keys.sessions_count, keys.shard_count, keys.fences]
+        self._head = [_bulk(b"EVALSHA"), _bulk(self._script.sha.encode()), _bulk(b"5"),
                       *(_bulk(key.encode()) for key in self._keys)]
         self._max_len = max_len
         self._shard_count = shard_count
         self._max_call_bytes = max_call_bytes
+        self._depth = depth
         self._pending: deque[_Item] = deque()
+        self._inflight: deque[list[_Item]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._connection: Any = None
         self.calls = 0
         self.published = 0
 
@@ -736,43 +754,108 @@ class _Publisher:
                     break
                 except asyncio.TimeoutError:
                     self._task.cancel()
-        for item in self._pending:
-            if not item.future.done():
-                item.future.set_exception(ShardClosedError("forwarder stopped"))
+        error = ShardClosedError("forwarder stopped")
+        for items in self._inflight:
+            self._fail(items, error)
+        self._inflight.clear()
+        self._fail(list(self._pending), error)
         self._pending.clear()
+        await self._drop_connection()
 
-    async def submit(self, shard: int, entries: list[Entry], session: bytes) -> None:
-        """Publish ``entries`` of ``shard`` and store ``session`` with them; raises the Redis error if not taken."""
+    def enqueue(self, shard: int, entries: list[Entry], session: bytes, expect: bytes = b"",
+                fence: bytes = b"") -> asyncio.Future[None]:
+        """Queue ``entries`` of ``shard`` (with ``session`` stored after them); the future fails with the Redis error
+        (or :class:`_Fenced`) if Redis did not take them."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         size = sum(len(raw) for _, _, raw in entries) + 64 * len(entries)
-        self._pending.append(_Item(shard, entries, session, size, future))
+        self._pending.append(_Item(shard, entries, session, expect, fence, size, future))
         self._wakeup.set()
-        await future
+        return future
+
+    async def submit(self, shard: int, entries: list[Entry], session: bytes) -> None:
+        """Publish and wait (no fence: only when nothing else of this shard is queued or in flight)."""
+        await self.enqueue(shard, entries, session)
+
+    @staticmethod
+    def _fail(items: list[_Item], error: BaseException) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(error)
+                item.future.exception()  # retrieved: a caller that gave up on it must not log "never retrieved"
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.disconnect()
+            await self._client.connection_pool.release(connection)
+
+    async def _open(self) -> Any:
+        connection = await self._client.connection_pool.get_connection()
+        try:
+            await connection.send_command("SCRIPT", "LOAD", _PUBLISH)
+            await connection.read_response()
+        except BaseException:
+            await connection.disconnect()
+            await self._client.connection_pool.release(connection)
+            raise
+        return connection
+
+    def _take(self) -> list[_Item]:
+        items = [self._pending.popleft()]
+        size = items[0].size
+        while self._pending and size + self._pending[0].size <= self._max_call_bytes:
+            item = self._pending.popleft()
+            size += item.size
+            items.append(item)
+        return items
 
     async def _run(self) -> None:
+        inflight = self._inflight
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                items = [self._pending.popleft()]
-                size = items[0].size
-                while self._pending and size + self._pending[0].size <= self._max_call_bytes:
-                    item = self._pending.popleft()
-                    size += item.size
-                    items.append(item)
-                try:
-                    added = await self._call(self._pack(items))
-                except (RedisError, OSError) as exc:
-                    for item in items:
-                        if not item.future.done():
-                            item.future.set_exception(exc)
+            if not self._pending and not inflight:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            sending: list[_Item] = []
+            try:
+                if self._connection is None:
+                    self._connection = await self._open()
+                if self._pending and len(inflight) < self._depth:
+                    sending = self._take()
+                    await self._connection.send_packed_command(self._pack(sending), check_health=False)
+                    inflight.append(sending)
+                    sending = []
                     continue
+                if not inflight:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                items = inflight[0]
+                try:
+                    statuses = await self._connection.read_response()
+                except ResponseError as exc:  # an error answer (OOM, READONLY, NOSCRIPT, ...): the connection is fine
+                    inflight.popleft()
+                    self._fail(items, exc)
+                    continue
+                inflight.popleft()
                 self.calls += 1
-                self.published += int(added)
-                for item in items:
-                    if not item.future.done():
+                for item, status in zip(items, statuses):
+                    if item.future.done():
+                        continue
+                    if int(status) == 1:
+                        self.published += len(item.entries)
                         item.future.set_result(None)
-
+                    else:
+                        self._fail([item], _Fenced(f"shard {item.shard}: the batch before this one was not taken"))
+            except (RedisError, OSError) as exc:
+                self._fail(sending, exc)
+                for items in inflight:
+                    self._fail(items, exc)
+                inflight.clear()
+                await self._drop_connection()
+            except asyncio.CancelledError:
+                self._fail(sending, ShardClosedError("forwarder stopped"))
+                raise
 
     def _pack(self, items: list[_Item]) -> list[bytes]:
         """The EVALSHA command in RESP, built in one pass (redis-py's generic packer costs ~20x more per event)."""
@@ -785,8 +868,10 @@ class _Publisher:
         for item in items:
             append(_bulk(str(item.shard).encode()))
             append(_bulk(item.session))
+            append(_bulk(item.expect))
+            append(_bulk(item.fence))
             append(_bulk(str(len(item.entries)).encode()))
-            count += 3 + 3 * len(item.entries)
+            count += 5 + 3 * len(item.entries)
             for name, seq, raw in item.entries:
                 append(_bulk(name.encode()))
                 append(_bulk(b"" if seq is None else str(seq).encode()))
@@ -795,25 +880,6 @@ class _Publisher:
                 append(b"\r\n")
         chunks.insert(0, b"*%d\r\n" % count)
         return chunks
-
-    async def _call(self, chunks: list[bytes]) -> Any:
-        """Send one packed EVALSHA on a pooled connection and read its answer (loads the script on NOSCRIPT)."""
-        pool = self._client.connection_pool
-        for attempt in range(2):
-            connection = await pool.get_connection()
-            try:
-                await connection.send_packed_command(chunks, check_health=False)
-                return await connection.read_response()
-            except NoScriptError:
-                if attempt:
-                    raise
-                await self._client.script_load(_PUBLISH)  # Redis restarted empty, or SCRIPT FLUSH
-            except BaseException:
-                await connection.disconnect()  # its state is unknown (cancelled mid-answer, broken socket)
-                raise
-            finally:
-                await pool.release(connection)
-        raise AssertionError("unreachable")
 
 
 def _bulk(data: bytes) -> bytes:
@@ -824,6 +890,17 @@ class _PublishFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+@dataclass(eq=False)
+class _Outstanding:
+    """A batch in flight: its future, the resume point after it, what it stored, its size, its READY (if first)."""
+
+    future: asyncio.Future[None]
+    state: tuple[str | None, int | None, str | None]
+    saved: tuple[str, int, str | None] | None
+    count: int
+    ready: Entry | None
 
 
 @dataclass(eq=False)
@@ -838,6 +915,7 @@ class _Link:
     saved: tuple[str, int, str | None] | None = None
     pending_ready: Entry | None = None
     in_flight: bool = False
+    fence: bytes = b""
     failures: int = 0
     fatal: FatalCloseError | None = None
     commands: deque[tuple[bytes, bytes | None]] = field(default_factory=deque)
@@ -880,6 +958,7 @@ class RedisForwarder:
         batch_events: int = 2048,
         batch_bytes: int = 4 << 20,
         save_interval: float = 1.0,
+        publish_depth: int = 2,
         sweep_commands: bool | None = None,
         **shard_options: Any,
     ) -> None:
@@ -907,13 +986,14 @@ class RedisForwarder:
         self._batch_events = batch_events
         self._batch_bytes = batch_bytes
         self._save_interval = save_interval
+        self._publish_depth = max(1, publish_depth)
         self._sweep = (0 in numbers) if sweep_commands is None else sweep_commands
         self._client = connect(url)
         self._command_client = connect(url, socket_timeout=15.0)
         self.identify_queue = identify_queue if identify_queue is not None else RedisIdentifyQueue(
             url, max_concurrency, prefix=prefix, delay=identify_delay, client=self._client)
         self.store = RedisSessionStore(url, prefix=prefix, client=self._client)
-        self._publisher = _Publisher(self._client, self._keys, max_len, shard_count)
+        self._publisher = _Publisher(self._client, self._keys, max_len, shard_count, depth=self._publish_depth)
         self._links = {number: _Link(number) for number in sorted(numbers)}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -1072,68 +1152,114 @@ class RedisForwarder:
         return False
 
     async def _pump(self, link: _Link, shard: Shard) -> None:
-        wanted = self._wanted
+        """Publish the shard's events in batches, up to ``publish_depth`` batches in flight; commit each batch's
+        resume point in order once Redis took it. Raises _PublishFailed (after every batch in flight settled)."""
+        link.fence = b""  # nothing of this shard is in flight: the first batch needs no fence check
+        outstanding: deque[_Outstanding] = deque()
+        next_event: asyncio.Future[Event] | None = None
         carry: Event | None = None
-        while True:
-            if carry is not None:
-                first, carry = carry, None
-            else:
-                try:
-                    first = await shard.next_event()
-                except ShardClosedError:
-                    return
-            batch = [first]
-            size = len(first.raw)
-            while shard.queued_events and len(batch) < self._batch_events and size < self._batch_bytes:
-                event = await shard.next_event()
-                if event.name == "READY":  # a new session starts a new batch
-                    carry = event
-                    break
-                batch.append(event)
-                size += len(event.raw)
-            drained = carry is None and not shard.queued_events
-            session_id, sequence, resume_url = link.session_id, link.sequence, link.resume_url
-            entries: list[Entry] = []
-            ready: Entry | None = None
-            for event in batch:
-                name = event.name
-                if name == "READY":
-                    data = event.data
-                    session_id = data.get("session_id") if isinstance(data, dict) else None
-                    resume_url = data.get("resume_gateway_url") if isinstance(data, dict) else None
-                    sequence = event.seq
-                    if _READY_FLAG & wanted:
-                        ready = (name, event.seq, event.raw)
-                        entries.append(ready)
+        try:
+            while True:
+                while outstanding and outstanding[0].future.done():
+                    self._settle(link, outstanding.popleft())
+                link.in_flight = bool(outstanding)
+                if len(outstanding) >= self._publish_depth:
+                    await asyncio.wait([outstanding[0].future])
                     continue
-                if event.seq is not None:
-                    sequence = event.seq
-                if FLAG_BY_NAME.get(name, _UNKNOWN_FLAG) & wanted:
-                    entries.append((name, event.seq, event.raw))
-            current = shard.session
-            if drained and current is not None and current.id == session_id:
-                sequence = current.sequence if sequence is None else max(sequence, current.sequence)
-            state = None if session_id is None or sequence is None else (session_id, sequence, resume_url)
-            session = _session_json(*state) if state is not None and state != link.saved else b""
-            if not entries and not session:
+                if carry is not None:
+                    first, carry = carry, None
+                elif shard.queued_events:
+                    first = await shard.next_event()
+                else:
+                    if next_event is None:
+                        next_event = asyncio.ensure_future(shard.next_event())
+                    waits: list[asyncio.Future[Any]] = [next_event]
+                    if outstanding:
+                        waits.append(outstanding[0].future)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    if not next_event.done():
+                        continue
+                    done, next_event = next_event, None
+                    try:
+                        first = done.result()
+                    except ShardClosedError:
+                        while outstanding:
+                            await asyncio.wait([outstanding[0].future])
+                            self._settle(link, outstanding.popleft())
+                        return
+                carry = await self._publish_batch(link, shard, first, outstanding)
+        except BaseException:
+            if next_event is not None and not next_event.done():
+                next_event.cancel()  # the Shard is abandoned after this
+            if outstanding:  # let Redis answer what is in flight: the stored resume point must be final
+                await asyncio.wait([item.future for item in outstanding])
+            raise
+
+    async def _publish_batch(self, link: _Link, shard: Shard, first: Event,
+                             outstanding: deque[_Outstanding]) -> Event | None:
+        """Drain a batch (it ends before a READY, which is returned to start the next one) and enqueue it."""
+        wanted = self._wanted
+        batch = [first]
+        size = len(first.raw)
+        carry: Event | None = None
+        while shard.queued_events and len(batch) < self._batch_events and size < self._batch_bytes:
+            event = await shard.next_event()  # returns at once (queued): the batch is taken without a pause
+            if event.name == "READY":  # a new session starts a new batch
+                carry = event
+                break
+            batch.append(event)
+            size += len(event.raw)
+        drained = carry is None and not shard.queued_events
+        previous = outstanding[-1].state if outstanding else (link.session_id, link.sequence, link.resume_url)
+        session_id, sequence, resume_url = previous
+        entries: list[Entry] = []
+        ready: Entry | None = None
+        for event in batch:
+            name = event.name
+            if name == "READY":
+                data = event.data
+                session_id = data.get("session_id") if isinstance(data, dict) else None
+                resume_url = data.get("resume_gateway_url") if isinstance(data, dict) else None
+                sequence = event.seq
+                if _READY_FLAG & wanted:
+                    ready = (name, event.seq, event.raw)
+                    entries.append(ready)
                 continue
-            link.in_flight = True
-            try:
-                await self._publisher.submit(link.number, entries, session)
-            except (RedisError, OSError) as exc:
-                if ready is not None and batch[0].name == "READY" and state is not None:
-                    # Discord does not replay READY: keep it (one payload) and publish it first once Redis is back.
-                    link.session_id, link.sequence, link.resume_url = state[0], ready[1], state[2]
-                    link.pending_ready = ready
-                raise _PublishFailed(exc) from None
-            finally:
-                link.in_flight = False
-            link.session_id, link.sequence, link.resume_url = session_id, sequence, resume_url
-            if session:
-                link.saved = state
-            link.failures = 0
-            self.stats["events"] += len(entries)
-            self.stats["batches"] += 1
+            if event.seq is not None:
+                sequence = event.seq
+            if FLAG_BY_NAME.get(name, _UNKNOWN_FLAG) & wanted:
+                entries.append((name, event.seq, event.raw))
+        current = shard.session
+        if drained and current is not None and current.id == session_id:
+            sequence = current.sequence if sequence is None else max(sequence, current.sequence)
+        state = (session_id, sequence, resume_url)
+        saved = outstanding[-1].saved if outstanding else link.saved
+        full = None if session_id is None or sequence is None else (session_id, sequence, resume_url)
+        session = _session_json(*full) if full is not None and full != saved else b""
+        if not entries and not session:
+            return carry
+        fence = secrets.token_bytes(6).hex().encode()
+        future = self._publisher.enqueue(link.number, entries, session, link.fence, fence)
+        link.fence = fence
+        outstanding.append(_Outstanding(future, state, full if session else saved, len(entries),
+                                        ready if batch[0].name == "READY" else None))
+        link.in_flight = True
+        return carry
+
+    def _settle(self, link: _Link, done: _Outstanding) -> None:
+        """Commit a settled batch (in order) or raise _PublishFailed."""
+        error = done.future.exception()
+        if error is not None:
+            if done.ready is not None and done.state[0] is not None:
+                # Discord does not replay READY: keep it (one payload) and publish it first once Redis is back.
+                link.session_id, link.sequence, link.resume_url = done.state[0], done.ready[1], done.state[2]
+                link.pending_ready = done.ready
+            raise _PublishFailed(error)
+        link.session_id, link.sequence, link.resume_url = done.state
+        link.saved = done.saved
+        link.failures = 0
+        self.stats["events"] += done.count
+        self.stats["batches"] += 1
 
     async def _save_idle_sessions(self) -> None:
         """Store the resume point of shards whose every received event is in Redis (the filter dropped the rest)."""
@@ -1148,8 +1274,11 @@ class RedisForwarder:
                     continue
                 state = (current.id, current.sequence, link.resume_url)
                 link.in_flight = True
+                fence = secrets.token_bytes(6).hex().encode()
+                future = self._publisher.enqueue(link.number, [], _session_json(*state), link.fence, fence)
+                link.fence = fence
                 try:
-                    await self._publisher.submit(link.number, [], _session_json(*state))
+                    await future
                 except (RedisError, OSError, ShardClosedError):
                     continue
                 finally:

@@ -43,6 +43,7 @@ class Keys:
         self.identify_remaining = f"{prefix}:identify:remaining"
         self.identify_total = f"{prefix}:identify:total"
         self.commands_group = f"{prefix}:forwarder"
+        self.fences = f"{prefix}:sessions:fences"
 
     def commands(self, shard: int) -> str:
         return f"{self.prefix}:commands:{shard}"
