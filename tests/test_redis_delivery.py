@@ -269,3 +269,33 @@ def test_the_token_is_never_written_to_redis(redis_server: RedisServer, twins: A
             assert any(b"gateway:sessions" == value for value in values)
 
     run(body, timeout=60)
+
+
+def test_a_batch_whose_predecessor_was_not_taken_is_skipped(redis_server: RedisServer) -> None:
+    """The publish script's fence: with two batches of a shard in flight, if Redis did not take the first, it skips
+    the second too (no gap followed by later events), and it never writes the resume point of a skipped batch."""
+    import redis
+
+    from gateway.redis import _PUBLISH
+
+    client = redis.Redis(port=redis_server.port, protocol=2)
+    keys = ["gateway:events", "gateway:sessions", "gateway:sessions:shard_count", "gateway:shard_count",
+            "gateway:sessions:fences"]
+
+    def publish(expect: str, fence: str, seq: int) -> list[int]:
+        session = json.dumps({"id": "s", "sequence": seq, "resume_url": None})
+        return client.eval(_PUBLISH, 5, *keys, 1000, 1, 1, 0, session, expect, fence, 1,
+                           "MESSAGE_CREATE", seq, b'{"t":"MESSAGE_CREATE","s":%d,"op":0,"d":{}}' % seq)
+
+    try:
+        assert publish("", "a", 1) == [1]           # first batch: no check, sets fence a
+        assert publish("a", "b", 2) == [1]          # its successor
+        assert publish("x", "c", 3) == [0]          # expects a batch that was never taken: skipped
+        assert publish("c", "d", 4) == [0]          # and so is the one after it
+        assert publish("b", "e", 3) == [1]          # the resent batch after b goes through
+        seqs = [int(fields[b"s"]) for _, fields in client.xrange("gateway:events")]
+        assert seqs == [1, 2, 3]
+        assert json.loads(client.hget("gateway:sessions", "0"))["sequence"] == 3
+        assert client.get("gateway:shard_count") == b"1"
+    finally:
+        client.close()
