@@ -810,14 +810,16 @@ class _Publisher:
         return items
 
     async def _run(self) -> None:
+        """Send while fewer than ``depth`` calls are in flight; read the answers (in order) concurrently."""
         inflight = self._inflight
+        reading: asyncio.Future[Any] | None = None
         while True:
-            if not self._pending and not inflight:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
             sending: list[_Item] = []
             try:
+                if not self._pending and not inflight:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
                 if self._connection is None:
                     self._connection = await self._open()
                 if self._pending and len(inflight) < self._depth:
@@ -826,18 +828,24 @@ class _Publisher:
                     inflight.append(sending)
                     sending = []
                     continue
-                if not inflight:
+                if reading is None:
+                    reading = asyncio.ensure_future(self._connection.read_response())
+                if not self._pending and len(inflight) < self._depth:  # also wake up for new batches to send
                     self._wakeup.clear()
-                    await self._wakeup.wait()
+                    woken = asyncio.ensure_future(self._wakeup.wait())
+                    await asyncio.wait([reading, woken], return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                else:
+                    await asyncio.wait([reading])
+                if not reading.done():
                     continue
-                items = inflight[0]
+                answer, reading = reading, None
                 try:
-                    statuses = await self._connection.read_response()
+                    statuses = answer.result()
                 except ResponseError as exc:  # an error answer (OOM, READONLY, NOSCRIPT, ...): the connection is fine
-                    inflight.popleft()
-                    self._fail(items, exc)
+                    self._fail(inflight.popleft(), exc)
                     continue
-                inflight.popleft()
+                items = inflight.popleft()
                 self.calls += 1
                 for item, status in zip(items, statuses):
                     if item.future.done():
@@ -848,12 +856,17 @@ class _Publisher:
                     else:
                         self._fail([item], _Fenced(f"shard {item.shard}: the batch before this one was not taken"))
             except (RedisError, OSError) as exc:
+                if reading is not None:
+                    reading.cancel()
+                    reading = None
                 self._fail(sending, exc)
                 for items in inflight:
                     self._fail(items, exc)
                 inflight.clear()
                 await self._drop_connection()
             except asyncio.CancelledError:
+                if reading is not None:
+                    reading.cancel()
                 self._fail(sending, ShardClosedError("forwarder stopped"))
                 raise
 
