@@ -296,10 +296,13 @@ def throughput(kind: str, redis: Redis, port: int, expected: int, received: int)
         forwarder_cpu = _tree_cpu(process.pid) - forwarder_cpu0
     finally:
         _stop(process)
-    first = redis.client.xrange("gateway:events", count=1)
-    last_entry = redis.client.xrevrange("gateway:events", count=1)
+    # From the first dispatch (READY) to the last one: ours also publishes GATEWAY_* entries (HELLO before READY,
+    # GATEWAY_CLOSE while it shuts down) that must not stretch the span.
     count = redis.client.xlen("gateway:events")
-    span_ms = int(last_entry[0][0].split(b"-")[0]) - int(first[0][0].split(b"-")[0]) if count else 0
+    first = [e for e in redis.client.xrange("gateway:events", count=10) if not e[1][b"t"].startswith(b"GATEWAY_")]
+    last_entry = [e for e in redis.client.xrevrange("gateway:events", count=10)
+                  if not e[1][b"t"].startswith(b"GATEWAY_")]
+    span_ms = int(last_entry[0][0].split(b"-")[0]) - int(first[0][0].split(b"-")[0]) if first and last_entry else 0
     rate = (count - 1) / (span_ms / 1000) if span_ms > 0 else float("nan")
     input_rate = received / (span_ms / 1000) if span_ms > 0 else float("nan")
     return {"kind": kind, "count": count, "expected": expected, "rate": rate, "span_ms": span_ms,
