@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"REST base for GET /gateway/bot with --shards (default {DEFAULT_API_URL})")
     parser.add_argument("--max-events", type=int, default=None, metavar="N", help="exit after printing N events")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
+    from .supervisor import register_arguments as register_redis_arguments  # --redis mode (gateway/supervisor.py)
+
+    register_redis_arguments(parser)
     return parser
 
 
@@ -252,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.redis:
+        from .supervisor import main_redis
+
+        return main_redis(args)
     token = os.environ.get("DISCORD_TOKEN", "").strip()
     demo = args.demo or not token
     logging.getLogger("gateway").info(
