@@ -17,9 +17,11 @@ from __future__ import annotations
 from . import _envelope, _framing, _inflate
 from .errors import (
     CompressionError,
+    AuthenticationError,
     ConnectError,
     FatalCloseError,
     GatewayError,
+    HTTPError,
     InflatedTooLargeError,
     MessageTooLargeError,
     PayloadError,
@@ -28,8 +30,10 @@ from .errors import (
 )
 from .event import Event
 from .flags import EventTypeFlags, Intents
+from .http import GatewayInfo, SessionStartLimit, fetch_gateway_info
 from .models import Latency, Session, ShardId, ShardStatus, bucket
 from .ratelimit import IdentifyQueue, IdentifyQueueProtocol
+from .sessions import FileSessionStore, SavedSession, SessionStore
 from .shard import Shard
 
 
@@ -37,6 +41,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Shard",
+    "GatewayInfo",
+    "SessionStartLimit",
+    "fetch_gateway_info",
+    "FileSessionStore",
+    "SavedSession",
+    "SessionStore",
     "IdentifyQueue",
     "IdentifyQueueProtocol",
     "ShardId",
@@ -56,6 +66,8 @@ __all__ = [
     "ConnectError",
     "FatalCloseError",
     "ShardClosedError",
+    "HTTPError",
+    "AuthenticationError",
     "speedups_enabled",
     "__version__",
 ]

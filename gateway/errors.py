@@ -11,7 +11,12 @@ The tree::
     │                                 ``.payload`` keeps the raw bytes, nothing is lost
     ├── ConnectError                  one connection attempt failed (DNS, TCP, TLS, handshake, 10 s timeout)
     ├── FatalCloseError               the gateway closed with a code that forbids reconnecting (4004, 4010-4014); ``.code``
-    └── ShardClosedError              the shard was closed by the user; no more events will come
+    ├── ShardClosedError              the shard was closed by the user; no more events will come
+    └── HTTPError                     ``GET /gateway/bot`` failed: retries spent (5xx, 429, connection errors), another
+        │                             4xx, or a 200 whose body is not what Discord documents; ``.status`` (None: no
+        │                             response), ``.attempts``
+        └── AuthenticationError       401: Discord refused the bot token; raised at once, never retried (the gateway's
+                                      own refusal of a token stays ``FatalCloseError`` with code 4004)
 
 ``ValueError``/``TypeError`` are used for wrong arguments (an outgoing payload over 4096 bytes, a bad ``ShardId``).
 No message here ever contains the bot token.
@@ -29,6 +34,8 @@ __all__ = [
     "ConnectError",
     "FatalCloseError",
     "ShardClosedError",
+    "HTTPError",
+    "AuthenticationError",
 ]
 
 
@@ -92,3 +99,20 @@ class FatalCloseError(GatewayError):
 
 class ShardClosedError(GatewayError):
     """The shard was closed with :meth:`gateway.Shard.close`; it delivers no more events."""
+
+
+class HTTPError(GatewayError):
+    """A request to Discord's HTTP API (``GET /gateway/bot``) did not end in a usable answer.
+
+    ``status`` is the last HTTP status received (None when no response came: connection error, timeout, TLS
+    failure, unreadable reply; 200 when the body was malformed) and ``attempts`` how many requests were made.
+    """
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+class AuthenticationError(HTTPError):
+    """Discord answered 401: the bot token is invalid. Raised at once: retrying cannot help."""

@@ -16,9 +16,12 @@ keep to their reserve: true for any interval >= 60/9 s with at most one server-r
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 from collections import deque
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Awaitable
+from typing import Callable, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "COMMAND_PERIOD",
@@ -29,8 +32,11 @@ __all__ = [
     "IdentifyScheduler",
     "IdentifyQueue",
     "IdentifyQueueProtocol",
+    "SessionStartLimitLike",
     "heartbeat_reserve",
 ]
+
+logger = logging.getLogger("gateway.ratelimit")
 
 COMMAND_PERIOD = 60.0
 COMMAND_LIMIT = 120
@@ -120,14 +126,28 @@ class IdentifyScheduler:
     grant more (None when nothing waits, or when a grant is possible at once: call ``poll``); ``cancel(ticket)`` removes
     a waiting request without using a slot; ``refund(ticket)`` gives back the slot of a grant that was not used (only
     the latest grant of its bucket can be refunded). ``max_concurrency == 0`` grants everything at once with no
-    accounting. Optional daily budget: ``set_session_start_limit(remaining, total, reset_after, now)``; while it is
-    exhausted nothing is granted until the reset time.
+    accounting. Optional daily budget: ``set_session_start_limit(remaining, total, reset_after, now)``; every grant
+    uses one session start, and while the budget is spent nothing is granted until the reset time. At the reset the
+    budget refills to ``total``, or, with ``refresh_on_reset=True``, stays shut (``refresh_due``) until the caller
+    applies fresh numbers from ``GET /gateway/bot`` with ``set_session_start_limit``.
+
+    ``order``: within a bucket, ``"fifo"`` grants in request order; ``"shard"`` grants the lowest shard id first, so
+    that a group starting its shards identifies them in id order (0-15 together, then 16-31, ... with
+    max_concurrency 16, as Discord asks) however their connections raced.
     """
 
-    def __init__(self, max_concurrency: int = 1, *, delay: float = IDENTIFY_DELAY) -> None:
+    def __init__(self, max_concurrency: int = 1, *, delay: float = IDENTIFY_DELAY,
+                 order: Literal["fifo", "shard"] = "fifo", refresh_on_reset: bool = False) -> None:
         self._check_concurrency(max_concurrency)
+        if order not in ("fifo", "shard"):
+            raise ValueError(f"order must be 'fifo' or 'shard', got {order!r}")
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0:
+            raise ValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
         self._max_concurrency = max_concurrency
-        self._delay = delay
+        self._delay = float(delay)
+        self._by_shard = order == "shard"
+        self._refresh_on_reset = refresh_on_reset
+        self._refresh_due = False
         self._buckets: dict[int, deque[int]] = {}
         self._shard_of: dict[int, int] = {}
         self._next_allowed: dict[int, float] = {}
@@ -154,8 +174,31 @@ class IdentifyScheduler:
         return self._remaining
 
     @property
+    def total(self) -> int | None:
+        """The daily budget's size (None when no budget was set)."""
+        return self._total
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    @property
+    def exhausted_until(self) -> float | None:
+        """When the spent daily budget resets (None while identifies are left or no budget was set)."""
+        return self._reset_at if self._remaining == 0 else None
+
+    @property
+    def refresh_due(self) -> bool:
+        """True when the budget's reset time has passed and (``refresh_on_reset``) fresh numbers are awaited."""
+        return self._refresh_due
+
+    @property
     def waiting(self) -> int:
         return len(self._shard_of)
+
+    def waiting_shards(self) -> list[int]:
+        """The shard ids of the waiting requests, in ticket order."""
+        return [self._shard_of[ticket] for ticket in sorted(self._shard_of)]
 
     def bucket_of(self, shard_id: int) -> int:
         return shard_id % self._max_concurrency if self._max_concurrency else 0
@@ -186,6 +229,7 @@ class IdentifyScheduler:
             raise ValueError(f"invalid session_start_limit: remaining={remaining}, total={total}")
         self._remaining, self._total = remaining, total
         self._reset_at = now + reset_after if remaining != total else None
+        self._refresh_due = False
 
     def update(self, max_concurrency: int) -> None:
         """Change ``max_concurrency``; waiting requests are redistributed over the new buckets in ticket order."""
@@ -201,7 +245,12 @@ class IdentifyScheduler:
     def _budget_blocked(self, now: float) -> bool:
         if self._remaining is None:
             return False
-        if self._reset_at is not None and now >= self._reset_at:
+        if self._remaining == 0 and self._reset_at is not None and now >= self._reset_at:
+            if self._refresh_on_reset:
+                self._refresh_due = True
+            else:
+                self._remaining, self._reset_at = self._total, None
+        elif self._remaining != 0 and self._reset_at is not None and now >= self._reset_at:
             self._remaining, self._reset_at = self._total, None
         return self._remaining == 0
 
@@ -220,7 +269,11 @@ class IdentifyScheduler:
                 continue
             if self._next_allowed.get(bucket, -math.inf) > now or self._budget_blocked(now):
                 continue
-            ticket = queue.popleft()
+            if self._by_shard and len(queue) > 1:
+                ticket = min(queue, key=self._shard_of.__getitem__)
+                queue.remove(ticket)
+            else:
+                ticket = queue.popleft()
             del self._shard_of[ticket]
             previous_reset = self._reset_at
             if self._remaining is not None:
@@ -258,7 +311,9 @@ class IdentifyScheduler:
             if self._max_concurrency == 0:
                 return -math.inf
             deadline = self._next_allowed.get(bucket, -math.inf)
-            if self._remaining == 0 and self._reset_at is not None:
+            if self._remaining == 0:
+                if self._refresh_due or self._reset_at is None:
+                    continue  # only set_session_start_limit can unblock it
                 deadline = max(deadline, self._reset_at)
             deadlines.append(deadline)
         return min(deadlines) if deadlines else None
@@ -279,23 +334,60 @@ class IdentifyQueueProtocol(Protocol):
     async def wait_turn(self, shard_id: int) -> None: ...
 
 
+class SessionStartLimitLike(Protocol):
+    """What :class:`IdentifyQueue` needs of ``GET /gateway/bot``'s ``session_start_limit`` (``reset_after`` in s)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def reset_after(self) -> float: ...
+    @property
+    def max_concurrency(self) -> int: ...
+
+
 class IdentifyQueue:
     """asyncio wrapper of one :class:`IdentifyScheduler` shared by every shard of one event loop.
 
     ``await queue.wait_turn(shard_id)`` returns when that shard may send IDENTIFY now. Cancellation-safe: a waiter
     cancelled before its grant is withdrawn, and one cancelled after its grant but before it resumed refunds the slot,
     so a cancelled waiter never uses up a slot. ``clock`` defaults to the running loop's ``time()``.
+
+    Daily budget: feed it with :meth:`set_session_start_limit` (or :meth:`apply`). When it is spent, a warning gives
+    the UTC time of the reset and nothing is granted until then. With ``refresh`` (a coroutine function returning a
+    fresh ``session_start_limit``, e.g. from :func:`gateway.http.fetch_gateway_info`) the queue calls it once the reset
+    time has passed and applies the answer, instead of assuming the budget refilled; a failing refresh is retried
+    every ``refresh_retry`` seconds. ``order``: see :class:`IdentifyScheduler`.
     """
 
     def __init__(self, max_concurrency: int = 1, *, delay: float = IDENTIFY_DELAY,
-                 clock: Callable[[], float] | None = None) -> None:
-        self.scheduler = IdentifyScheduler(max_concurrency, delay=delay)
+                 clock: Callable[[], float] | None = None, order: Literal["fifo", "shard"] = "fifo",
+                 refresh: Callable[[], Awaitable[SessionStartLimitLike]] | None = None,
+                 refresh_retry: float = 30.0) -> None:
+        self.scheduler = IdentifyScheduler(max_concurrency, delay=delay, order=order,
+                                           refresh_on_reset=refresh is not None)
         self._clock = clock
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._refresh = refresh
+        self._refresh_retry = refresh_retry
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._warned_until: float | None = None
+        self.refreshes = 0
+        """How many times ``refresh`` was applied after a spent budget."""
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.scheduler.max_concurrency
+
+    @property
+    def waiting(self) -> int:
+        """Shards waiting for their turn."""
+        return len(self._waiters)
 
     async def wait_turn(self, shard_id: int) -> None:
         """Wait until ``shard_id`` may identify. Raises CancelledError (using no slot) if cancelled."""
@@ -320,29 +412,70 @@ class IdentifyQueue:
         self.scheduler.set_session_start_limit(remaining, total, reset_after, self._now())
         self._pump()
 
+    def apply(self, limit: SessionStartLimitLike) -> None:
+        """Apply a ``session_start_limit`` (its max_concurrency too, when it changed)."""
+        if limit.max_concurrency != self.scheduler.max_concurrency:
+            self.scheduler.update(limit.max_concurrency)
+        self.set_session_start_limit(limit.remaining, limit.total, limit.reset_after)
+
+    def close(self) -> None:
+        """Stop the timer and a running refresh (waiters stay pending; cancel them to withdraw)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+            self._refresh_task = None
+
     def _pump(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        scheduler = self.scheduler
         while True:
             now = self._now()
-            granted = self.scheduler.poll(now)
+            granted = scheduler.poll(now)
             if not granted:
                 break
             refunded = False
             for ticket in granted:
                 future = self._waiters.pop(ticket, None)
                 if future is None or future.done():
-                    self.scheduler.refund(ticket)
+                    scheduler.refund(ticket)
                     refunded = True
                 else:
                     future.set_result(None)
             if not refunded:
                 break
-        deadline = self.scheduler.next_deadline()
+        if self._waiters:
+            exhausted_until = scheduler.exhausted_until
+            if exhausted_until is not None and exhausted_until != self._warned_until:
+                self._warned_until = exhausted_until
+                wait = max(0.0, exhausted_until - self._now())
+                at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + wait))
+                logger.warning("session start limit spent (%s per day): %d shard(s) wait until %s (%.0f s) to identify",
+                               scheduler.total, len(self._waiters), at, wait)
+            if scheduler.refresh_due and self._refresh_task is None:
+                self._refresh_task = asyncio.get_running_loop().create_task(self._run_refresh())
+        deadline = scheduler.next_deadline()
         if deadline is not None and self._waiters:
             delay = max(0.0, deadline - self._now())
             self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
+
+    async def _run_refresh(self) -> None:
+        assert self._refresh is not None
+        while True:
+            try:
+                limit = await self._refresh()
+                break
+            except Exception as exc:  # an HTTP failure: keep the budget shut and try again later
+                logger.warning("could not refresh the session start limit (%s); retrying in %.0f s",
+                               type(exc).__name__, self._refresh_retry)
+                await asyncio.sleep(self._refresh_retry)
+        self._refresh_task = None
+        self.refreshes += 1
+        logger.info("session start limit refreshed: %d of %d left", limit.remaining, limit.total)
+        self.apply(limit)
 
     def __repr__(self) -> str:
         return f"IdentifyQueue({self.scheduler!r})"

@@ -67,6 +67,10 @@ _CLOSE_FLAG = FLAG_BY_NAME["GATEWAY_CLOSE"]
 _DEFAULT_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdentifyQueue] = weakref.WeakKeyDictionary()
 
 
+# The permanent ``_waiter`` of a shard in a group: never awaited (the group's stream has its own waiter).
+_GROUP_WAITER: Any = object()
+
+
 def _default_identify_queue(loop: asyncio.AbstractEventLoop) -> IdentifyQueue:
     queue = _DEFAULT_QUEUES.get(loop)
     if queue is None:
@@ -156,6 +160,10 @@ class Shard:
         self._timer_at: float | None = None
         self._queue: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # What a new event wakes: this shard's own consumer, or (``_attach_to_group``) a group's merged stream.
+        self._wake: Callable[[], None] = self._wake_consumer
+        # Called (by a ShardGroup) after every protocol step and when the shard stops; None for a lone shard.
+        self._group_hook: Callable[[Shard], None] | None = None
         self._started = False
         self._stopped = False
         self._fatal: FatalCloseError | None = None
@@ -225,6 +233,11 @@ class Shard:
     def closed(self) -> bool:
         """True once the shard has stopped (user close or fatal close code)."""
         return self._stopped
+
+    @property
+    def fatal_error(self) -> FatalCloseError | None:
+        """The FatalCloseError that stopped the shard (a fatal close code), or None."""
+        return self._fatal
 
     def __repr__(self) -> str:
         return f"<Shard {self._proto.shard_id} status={self._proto.status.name} queued={len(self._queue)}>"
@@ -327,8 +340,7 @@ class Shard:
         wanted = int(EventTypeFlags(int(event_types)))
         if wanted == self._wanted:
             return
-        self._wanted = wanted
-        self._receiver.wanted = wanted
+        self._set_wanted(wanted)
         if self._queue:
             self._queue = deque(event for event in self._queue if _flag_of(event.name) & wanted)
 
@@ -373,7 +385,30 @@ class Shard:
             raise FatalCloseError(self._fatal.code, self._fatal.reason)
         raise ShardClosedError("the shard is closed")
 
-    def _wake(self) -> None:
+    def _set_wanted(self, wanted: int) -> None:
+        """Replace the filter of what is received from now on (the queue is left as it is)."""
+        self._wanted = wanted
+        self._receiver.wanted = wanted
+
+    def _attach_to_group(self, queue: deque[Event], wake: Callable[[], None], hook: Callable[[Shard], None]) -> None:
+        """Hand this shard's events to a ShardGroup (before it starts): they are appended to the group's ``queue``
+        and ``wake`` is called after each; ``hook(shard)`` runs after every protocol step and when the shard stops.
+        The shard's own ``next_event``/``events`` are refused from then on (the group's stream owns the queue)."""
+        if self._started:
+            raise RuntimeError("a shard can only join a group before it starts")
+        self._queue = queue
+        self._wake = wake
+        self._group_hook = hook
+        # _on_message wakes only when a waiter is set: keep one set for good, so that every event calls ``wake``.
+        self._waiter = _GROUP_WAITER
+
+        def refuse(*_args: object, **_kwargs: object) -> Any:
+            raise RuntimeError(f"shard {self._proto.shard_id} belongs to a ShardGroup: read group.events()")
+
+        self.next_event = refuse  # type: ignore[method-assign]
+        self.events = refuse  # type: ignore[method-assign]
+
+    def _wake_consumer(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -392,6 +427,8 @@ class Shard:
         for action in proto.actions():
             self._run(action)
         self._arm_timer(proto.next_deadline())
+        if self._group_hook is not None:
+            self._group_hook(self)
 
     def _run(self, action: object) -> None:
         loop = self._loop
@@ -528,6 +565,8 @@ class Shard:
         if self._stopped_event is not None:
             self._stopped_event.set()
         self._wake()
+        if self._group_hook is not None:
+            self._group_hook(self)
 
     def _attach_replay(self, loop: asyncio.AbstractEventLoop) -> None:
         """Benchmarks only (``bench/suite.py``): act as if a websocket had just opened, without a socket.
