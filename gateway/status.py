@@ -2,8 +2,8 @@
 
 - :class:`StatusSource` is all the view reads: ``shard_count``, ``shards`` (a mapping of shard number to an object
   with ``status``, ``latency`` and ``session``, as :class:`gateway.Shard` has) and ``identify_queue`` (an
-  :class:`gateway.ratelimit.IdentifyQueue`, or None). A ``ShardGroup`` is one; :class:`ShardListSource` makes one
-  of plain shards.
+  :class:`gateway.ratelimit.IdentifyQueue`, or None). :class:`GroupSource` adapts a ``ShardGroup`` (whose count
+  is unknown before it starts); :class:`ShardListSource` makes one of plain shards.
 - :class:`StatusTracker` turns successive readings into a :class:`Snapshot` (time passed in, no I/O): events/s
   from the growth of each shard's session sequence (every dispatch received, including those the filter drops;
   nothing is added to the receive path), new sessions from session ids, and the exact reconnect / resume / READY
@@ -32,7 +32,7 @@ from typing import Any, Protocol, TextIO, runtime_checkable
 from .models import ShardStatus
 
 __all__ = [
-    "StatusSource", "ShardListSource", "StatusTracker", "Snapshot", "IdentifyState", "render_live", "render_line",
+    "StatusSource", "ShardListSource", "GroupSource", "StatusTracker", "Snapshot", "IdentifyState", "render_live", "render_line",
     "run_status", "shared_terminal",
 ]
 
@@ -124,6 +124,33 @@ class ShardListSource:
     @property
     def identify_queue(self) -> IdentifyQueueLike | None:
         return self._queue
+
+
+class GroupSource:
+    """The :class:`StatusSource` of a :class:`gateway.ShardGroup`: its delivering shards (a generation being
+    resharded in is not shown until it takes over), its shard count (before ``start()`` has fetched the recommended
+    count: the shards built so far), and its identify queue when that queue's state can be read (an
+    :class:`~gateway.ratelimit.IdentifyQueue`; another kind, e.g. a Redis queue, shows as "no queue")."""
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    @property
+    def shard_count(self) -> int:
+        try:
+            return int(self.group.shard_count)
+        except RuntimeError:  # not started: the recommended count is not known yet
+            return len(self.group.shards)
+
+    @property
+    def shards(self) -> Mapping[int, ShardLike]:
+        shards: Mapping[int, ShardLike] = self.group.shards
+        return shards
+
+    @property
+    def identify_queue(self) -> IdentifyQueueLike | None:
+        queue = self.group.identify_queue
+        return queue if queue is not None and hasattr(queue, "scheduler") else None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from gateway import Intents, Shard, ShardId
 from gateway.models import ShardStatus
 from gateway.ratelimit import IdentifyQueue, IdentifyScheduler
-from gateway.status import (ShardListSource, StatusSource, StatusTracker, render_line, render_live,
+from gateway.status import (GroupSource, ShardListSource, StatusSource, StatusTracker, render_line, render_live,
                             run_status)
 from gateway.testing import FakeGateway
 
@@ -155,6 +155,32 @@ def test_spent_budget_shows_the_reset_time_and_plain_line_is_printable() -> None
         assert "resets in 1h50m (01:50:00 UTC)" in line
     assert line.startswith("status: 0/4 READY (DISCONNECTED 4)")
     assert all(" " <= ch <= "~" for ch in line)
+
+
+class _GroupBeforeStart:
+    """What a ShardGroup looks like before start(): no count yet, no shards, the queue it was given (any kind)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.shards: dict[int, FakeShard] = {}
+        self.identify_queue = queue
+
+    @property
+    def shard_count(self) -> int:
+        raise RuntimeError("the shard count is known once the group has started")
+
+
+def test_group_source_before_start_and_with_a_queue_it_cannot_read() -> None:
+    class RedisLikeQueue:
+        async def wait_turn(self, shard_id: int) -> None: ...
+
+    source = GroupSource(_GroupBeforeStart(RedisLikeQueue()))
+    snapshot = StatusTracker(source, now=0.0).snapshot(1.0)
+    assert snapshot.shard_count == 0 and snapshot.identify is None
+    assert render_live(snapshot)[0].startswith("gateway  0/0 shards READY")
+    group = _GroupBeforeStart(IdentifyQueue(4))
+    group.shards[0] = FakeShard()
+    snapshot = StatusTracker(GroupSource(group), now=0.0).snapshot(1.0)
+    assert snapshot.shard_count == 1 and snapshot.identify is not None and snapshot.identify.max_concurrency == 4
 
 
 # ----------------------------------------------------------------------------------------------------------------
