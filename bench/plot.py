@@ -221,7 +221,7 @@ def plot_results(results: dict[str, Any], path: str | Path, *, title: str | None
         legend.append(Patch(facecolor="white", edgecolor="#555555", hatch="//", label="pure-Python twins"))
         figure.legend(handles=legend, loc="upper right", ncol=4, fontsize=8, frameon=False,
                       bbox_to_anchor=(0.995, 1 - 0.05 / (sum(heights) + 1.4)))
-        figure.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (sum(heights) + 1.4)))
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (sum(heights) + 1.4)))
         path.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"metadata": {"Date": None}} if path.suffix.lower() == ".svg" else {"dpi": 110}
         figure.savefig(path, **options)
