@@ -30,6 +30,7 @@ from .errors import (
 )
 from .event import Event
 from .flags import EventTypeFlags, Intents
+from .group import ShardGroup
 from .http import GatewayInfo, SessionStartLimit, fetch_gateway_info
 from .models import Latency, Session, ShardId, ShardStatus, bucket
 from .ratelimit import IdentifyQueue, IdentifyQueueProtocol
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Shard",
+    "ShardGroup",
     "GatewayInfo",
     "SessionStartLimit",
     "fetch_gateway_info",

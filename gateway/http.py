@@ -320,7 +320,7 @@ async def fetch_gateway_info(
     if split.scheme == "http" and ssl is not None:
         raise ValueError("an ssl context was given for an http:// api_url")
     path = split.path.rstrip("/") + "/gateway/bot"
-    where = f"GET {split.scheme}://{split.netloc}{path}"
+    where = f"GET {split.scheme}://{split.netloc.rsplit('@', 1)[-1]}{path}"  # never credentials of the URL
     loop = asyncio.get_running_loop()
     started = loop.time()
     attempt = 0

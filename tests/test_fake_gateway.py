@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import zlib
 from typing import Any, Awaitable, Callable
 
@@ -12,7 +13,7 @@ import zstandard
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.testing import FakeGateway
+from gateway.testing import FakeGateway, FakeSessionStartLimit
 
 TOKEN = "secret-token"
 QUERY = "/?v=10&encoding=json"
@@ -692,3 +693,257 @@ def test_fragment_next_sends_one_message_in_several_frames(compression: str | No
             await client.websocket.close()
 
     run(body)
+
+
+# ------------------------------------------------------------------------------- many shards, HTTP, limits
+
+
+async def open_shard(gw: FakeGateway, shard: list[int] | None, token: str = TOKEN) -> tuple[Client, Any]:
+    """Connect, read HELLO, IDENTIFY as ``shard``; returns the client and the first answer (READY or op 9; None
+    when the server closed instead: ``client.closed_code()`` then gives the code)."""
+    client = await Client.open(gw.url)
+    assert (await client.recv())["op"] == 10
+    extra = {"shard": shard} if shard is not None else {}
+    try:
+        return client, await client.identify(token=token, **extra)
+    except ConnectionClosed:
+        return client, None
+
+
+def test_gateway_bot_over_http_on_the_same_port() -> None:
+    from gateway import fetch_gateway_info
+
+    async def body() -> None:
+        limit = FakeSessionStartLimit(total=1000, remaining=990, reset_after=3600.0)
+        async with FakeGateway(token=TOKEN, recommended_shards=4, max_concurrency=16, session_start_limit=limit) as gw:
+            assert gw.api_url == f"http://127.0.0.1:{gw.port}/api/v10"
+            info = await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            assert info.url == gw.url and info.shards == 4
+            assert info.session_start_limit.total == 1000 and info.session_start_limit.remaining == 990
+            assert info.session_start_limit.max_concurrency == 16
+            assert 3590 < info.session_start_limit.reset_after <= 3600
+            gw.recommended_shards = 8
+            gw.max_concurrency = None  # not enforced: reported as 1
+            info = await fetch_gateway_info("Bot " + TOKEN, api_url=gw.api_url)
+            assert info.shards == 8 and info.session_start_limit.max_concurrency == 1
+            request = gw.http_requests[0]
+            assert request.path == "/api/v10/gateway/bot" and request.status == 200
+            assert request.headers["authorization"] == "Bot <redacted>"
+            assert request.headers["user-agent"].startswith("DiscordBot (")
+            assert TOKEN not in repr(gw.http_requests)
+            assert gw.connections == []  # HTTP requests are not websocket connections
+
+    run(body)
+
+
+def test_http_401_for_a_missing_or_wrong_authorization() -> None:
+    from gateway import AuthenticationError, fetch_gateway_info
+
+    async def raw_get(gw: FakeGateway, headers: str) -> bytes:
+        reader, writer = await asyncio.open_connection(gw.host, gw.port)
+        writer.write(f"GET /api/v10/gateway/bot HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return answer
+
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            with pytest.raises(AuthenticationError) as excinfo:
+                await fetch_gateway_info("wrong-token", api_url=gw.api_url)
+            assert excinfo.value.attempts == 1 and len(gw.http_requests) == 1  # no retry loop
+            assert (await raw_get(gw, "")).startswith(b"HTTP/1.1 401")
+            assert (await raw_get(gw, f"Authorization: {TOKEN}\r\n")).startswith(b"HTTP/1.1 401")  # no "Bot "
+            assert gw.http_requests[-1].headers["authorization"] == "<redacted>"
+            assert [r.status for r in gw.http_requests] == [401, 401, 401]
+            gw.fail_http(401)
+            with pytest.raises(AuthenticationError):
+                await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            assert (await raw_get(gw, "")).count(b"404") == 0  # /gateway/bot exists
+        async with FakeGateway(token=None) as gw:  # any token, but still "Bot <something>"
+            await fetch_gateway_info("anything", api_url=gw.api_url)
+            assert (await raw_get(gw, "Authorization: Bot \r\n")).startswith(b"HTTP/1.1 401")
+
+    run(body)
+
+
+def test_http_429_and_500_modes_are_retried_by_fetch_gateway_info() -> None:
+    from gateway.errors import HTTPError
+    from gateway.http import RetryPolicy, fetch_gateway_info
+
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            gw.fail_http(429, 2, retry_after=0.05)
+            gw.fail_http(500)
+            await fetch_gateway_info(TOKEN, api_url=gw.api_url, retry=RetryPolicy(base_delay=0.01))
+            assert [r.status for r in gw.http_requests] == [429, 429, 500, 200]
+            waits = [b.at - a.at for a, b in zip(gw.http_requests, gw.http_requests[1:2])]
+            assert waits[0] >= 0.05  # retry_after was honoured
+            gw.fail_http(503, 5)
+            with pytest.raises(HTTPError) as excinfo:
+                await fetch_gateway_info(TOKEN, api_url=gw.api_url, retry=RetryPolicy(max_attempts=3, base_delay=0.01))
+            assert excinfo.value.status == 503 and excinfo.value.attempts == 3
+            assert len(gw.http_failures) == 2
+            with pytest.raises(ValueError):
+                gw.fail_http(200)
+
+    run(body)
+
+
+def test_every_accepted_identify_spends_a_session_start_and_the_window_resets() -> None:
+    from gateway.http import fetch_gateway_info
+
+    async def body() -> None:
+        limit = FakeSessionStartLimit(total=5, remaining=3, reset_after=0.6)
+        async with FakeGateway(token=TOKEN, session_start_limit=limit) as gw:
+            a, ready_a = await open_shard(gw, [0, 2])
+            b, ready_b = await open_shard(gw, [1, 2])
+            assert ready_a["t"] == ready_b["t"] == "READY"
+            wrong, _ = await open_shard(gw, [0, 2], token="wrong")  # refused: not a session start
+            assert await wrong.closed_code() == 4004
+            assert gw.session_start_limit.remaining == 1
+            info = await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            assert info.session_start_limit.remaining == 1 and info.session_start_limit.total == 5
+            assert 0 < info.session_start_limit.reset_after <= 0.6
+            await asyncio.sleep(0.65)
+            info = await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            assert info.session_start_limit.remaining == 5 and info.session_start_limit.reset_after > 0.5
+            for client in (a, b):
+                await client.websocket.close()
+
+    run(body)
+
+
+def test_identify_with_no_session_start_left_terminates_every_session_and_resets_the_token() -> None:
+    from gateway import AuthenticationError
+    from gateway.http import fetch_gateway_info
+
+    async def body() -> None:
+        limit = FakeSessionStartLimit(total=1000, remaining=1)
+        async with FakeGateway(token=TOKEN, session_start_limit=limit) as gw:
+            first, ready = await open_shard(gw, [0, 2])
+            second = await Client.open(gw.url)
+            await second.recv()
+            await second.send({"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}, "shard": [1, 2]}})
+            assert await second.closed_code() == 4004
+            assert await first.closed_code() == 4004
+            violation = gw.identify_violations[-1]
+            assert violation.kind == "session_start_limit" and violation.shard == (1, 2) and violation.bucket == 0
+            assert gw.token_reset and gw.sessions[ready["d"]["session_id"]].invalidated
+            resumer = await Client.open(gw.url)
+            await resumer.recv()
+            await resumer.send({"op": 6, "d": {"token": TOKEN, "session_id": ready["d"]["session_id"], "seq": 1}})
+            assert await resumer.closed_code() == 4004
+            with pytest.raises(AuthenticationError):
+                await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            gw.token_reset = False
+            gw.reset_session_start_limit()
+            again, ready = await open_shard(gw, [1, 2])
+            assert ready["t"] == "READY" and gw.session_start_limit.remaining == 999
+            await again.websocket.close()
+
+    run(body)
+
+
+def test_identify_concurrency_is_per_bucket_and_violations_are_recorded() -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN, max_concurrency=2, identify_delay=0.4) as gw:
+            zero, ready0 = await open_shard(gw, [0, 4])
+            one, ready1 = await open_shard(gw, [1, 4])  # another bucket: allowed at once
+            assert ready0["t"] == ready1["t"] == "READY"
+            two, answer = await open_shard(gw, [2, 4])  # bucket 0 again, too soon
+            assert answer == {"t": None, "s": None, "op": 9, "d": False}
+            violation = gw.identify_violations[0]
+            assert violation.kind == "concurrency" and violation.shard == (2, 4) and violation.bucket == 0
+            assert violation.since_last is not None and violation.since_last < 0.4
+            assert gw.session_start_limit.remaining == 998  # the refused IDENTIFY spent nothing
+            await asyncio.sleep(0.4)
+            await two.send({"op": 2, "d": {"token": TOKEN, "intents": 1, "properties": {}, "shard": [2, 4]}})
+            assert (await two.recv())["t"] == "READY"
+            assert sorted(gw.identify_times) == [0, 1]
+            assert len(gw.identify_times[0]) == 2 and len(gw.identify_times[1]) == 1
+            assert gw.identify_times[0][1] - gw.identify_times[0][0] >= 0.4
+            for client in (zero, one, two):
+                await client.websocket.close()
+
+    run(body)
+
+
+def test_one_shard_is_targeted_by_shard_or_connection() -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            zero, _ = await open_shard(gw, [0, 2])
+            one, _ = await open_shard(gw, [1, 2])
+            assert (await gw.wait_for_shard(1)).shard == (1, 2)
+            assert gw.session_for_shard(0).shard == (0, 2) and gw.session_for_shard(0, 2) is gw.session_for_shard(0)
+            assert gw.connection_for_shard(1) is gw.connections[1]
+            with pytest.raises(LookupError):
+                gw.session_for_shard(0, 3)
+            with pytest.raises(LookupError):
+                gw.connection_for_shard(5)
+            await gw.dispatch("MESSAGE_CREATE", {"id": "1"}, shard=1)
+            assert (await one.recv())["d"] == {"id": "1"}
+            await gw.dispatch("MESSAGE_CREATE", {"id": "0"}, session=gw.session_for_shard(0))
+            assert (await zero.recv())["d"] == {"id": "0"}
+            await gw.reconnect(shard=0)
+            assert (await zero.recv())["op"] == 7
+            await gw.close(4000, shard=1)
+            assert await one.closed_code() == 4000
+            assert gw.connections[0].open  # shard 0 untouched
+            with pytest.raises(LookupError):
+                gw.connection_for_shard(1)  # detached until it resumes
+            assert not gw.session_for_shard(1).invalidated
+            await gw.drop(connection=gw.connection_for_shard(0))
+            assert await zero.closed_code() is None
+            with pytest.raises(ValueError):
+                await gw.close(4000, shard=0, connection=gw.connections[0])
+
+    run(body)
+
+
+def test_shard_counts_may_differ_between_sessions_but_ids_must_fit() -> None:
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN, shard_count_multiple=2) as gw:
+            old, ready_old = await open_shard(gw, [1, 2])
+            new, ready_new = await open_shard(gw, [3, 4])  # resharding: both counts at once, as the spec allows
+            assert ready_old["t"] == ready_new["t"] == "READY"
+            assert gw.session_for_shard(1, 2) is not gw.session_for_shard(3, 4)
+            out_of_range, _ = await open_shard(gw, [4, 4])
+            assert await out_of_range.closed_code() == 4010
+            not_multiple, _ = await open_shard(gw, [0, 3])
+            assert await not_multiple.closed_code() == 4010
+            for client in (old, new):
+                await client.websocket.close()
+
+    run(body)
+
+
+def test_sharding_required_when_a_shard_would_hold_too_many_guilds() -> None:
+    async def body() -> None:
+        guilds = [{"id": str((n << 22) | 7)} for n in range(4)]  # shard n % 2 of 2
+        async with FakeGateway(token=TOKEN, guilds=guilds, max_guilds_per_shard=2) as gw:
+            unsharded, _ = await open_shard(gw, None)
+            assert await unsharded.closed_code() == 4011
+            sharded, ready = await open_shard(gw, [0, 2])
+            assert ready["t"] == "READY" and len(ready["d"]["guilds"]) == 2
+            await sharded.websocket.close()
+
+    run(body)
+
+
+def test_token_stays_out_of_the_fakes_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.http import fetch_gateway_info
+
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN) as gw:
+            client, ready = await open_shard(gw, [0, 1])
+            await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            await client.websocket.close()
+            await gw.connections[0].wait_closed()
+
+    with caplog.at_level(logging.DEBUG):
+        run(body)
+    # the test's own websockets client logs what it sends; only the package's loggers are checked
+    ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("gateway"))
+    assert "Authorization" in ours and '"token"' in ours  # the lines are there ...
+    assert TOKEN not in ours  # ... without the secret

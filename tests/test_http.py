@@ -317,3 +317,74 @@ def test_bad_arguments() -> None:
             await fetch_gateway_info(None, api_url="http://127.0.0.1:1")  # type: ignore[arg-type]
 
     run(body)
+
+
+# ---------------------------------------------------------------------------------- loopback: fake gateway
+
+
+def test_the_fetched_url_is_the_fake_gateway_a_shard_can_identify_on() -> None:
+    from gateway import Intents, Shard, ShardId
+    from gateway.testing import FakeGateway
+
+    async def body() -> None:
+        async with FakeGateway(token=TOKEN, recommended_shards=2, max_concurrency=2) as gw:
+            info = await fetch_gateway_info(TOKEN, api_url=gw.api_url)
+            shard = Shard(ShardId(1, info.shards), TOKEN, Intents.GUILDS, gateway_url=info.url, compression=None)
+            try:
+                await shard.next_event()
+                identify = await gw.wait_for_op(2)
+                assert identify["d"]["shard"] == [1, 2]
+                assert (await gw.wait_for_shard(1, 2)).shard == (1, 2)
+            finally:
+                await shard.close()
+            assert gw.session_start_limit.remaining == 999
+
+    run(body)
+
+
+def test_401_is_raised_at_once_without_the_token_anywhere(caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.testing import FakeGateway
+
+    async def body() -> None:
+        async with FakeGateway(token="the-right-one") as gw:
+            with pytest.raises(AuthenticationError) as excinfo:
+                await fetch_gateway_info(TOKEN, api_url=gw.api_url, retry=FAST)
+            assert excinfo.value.status == 401 and excinfo.value.attempts == 1
+            assert [request.status for request in gw.http_requests] == [401]
+            for text in (str(excinfo.value), repr(excinfo.value), caplog.text, repr(gw.http_requests)):
+                assert "secret-part" not in text
+
+    with caplog.at_level(logging.DEBUG):
+        run(body)
+
+
+def test_a_cancelled_fetch_stops_at_once() -> None:
+    async def body() -> None:
+        writers: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        task = asyncio.create_task(fetch_gateway_info(TOKEN, api_url=f"http://127.0.0.1:{port}/api/v10", timeout=30))
+        while not writers:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # no thread keeps the request running: the await returns well before the 30 s timeout
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(body, timeout=5)
+
+
+def test_credentials_in_the_api_url_stay_out_of_messages() -> None:
+    async def body() -> None:
+        with pytest.raises(HTTPError) as excinfo:
+            await fetch_gateway_info(TOKEN, api_url="http://user:hunter2@127.0.0.1:1/api/v10", retry=RetryPolicy(max_attempts=1))
+        assert "hunter2" not in str(excinfo.value) and excinfo.value.status is None
+
+    run(body)

@@ -61,3 +61,47 @@ def test_bad_arguments_exit_2_with_a_specific_message(args: list[str], message: 
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("no_speedups", [False, True], ids=["default", "pure"])
+def test_demo_shards_4_runs_a_group_every_shard_once_in_order(no_speedups: bool) -> None:
+    result = run_main("--demo", "--shards", "4", no_speedups=no_speedups)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    by_shard: dict[int, list[dict[str, object]]] = {}
+    for line in lines:
+        if line["t"] != "GATEWAY_HEARTBEAT_ACK":  # heartbeats every second: how many depends on the machine's speed
+            by_shard.setdefault(line["shard"], []).append(line)
+    assert sorted(by_shard) == [0, 1, 2, 3]
+    for number, events in by_shard.items():
+        names = [event["t"] for event in events]
+        assert names[:2] == ["GATEWAY_HELLO", "READY"]
+        assert events[1]["d"]["shard"] == [number, 4]
+        contents = [event["d"]["content"] for event in events if event["t"] == "MESSAGE_CREATE"]
+        assert contents == [f"message 1 for shard {number}", f"message 2 for shard {number}"]
+        sequences = [event["s"] for event in events if event["op"] == 0]
+        assert sequences == sorted(set(sequences))  # per-shard order, no duplicate
+        assert names.count("RESUMED") == (1 if number == 3 else 0)  # the demo drops the last shard's connection
+        assert events[-1] == {"t": "GATEWAY_CLOSE", "op": -1, "s": None, "shard": number, "d": {"code": 1000, "reason": ""}}
+
+
+def test_demo_shards_range_runs_only_that_part() -> None:
+    result = run_main("--demo", "--shards", "1-2/4", "--events", "MESSAGE_CREATE")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["shard"] for line in lines) == [1, 1, 2, 2]
+    assert all(line["t"] == "MESSAGE_CREATE" for line in lines)
+
+
+@pytest.mark.parametrize("value", ["0", "x", "3-1/4", "0-4/4", "2/0", "-1"])
+def test_bad_shards_value_exits_2(value: str) -> None:
+    result = run_main("--demo", "--shards", value)
+    assert result.returncode == 2
+    assert "--shards wants auto, N or A-B/N" in result.stderr
+
+
+def test_help_documents_shards_and_the_gateway_url() -> None:
+    result = run_main("--help")
+    assert result.returncode == 0
+    assert "--shards auto|N|A-B/N" in result.stdout
+    assert "--gateway-url URL" in result.stdout and "proxy" in result.stdout

@@ -11,7 +11,10 @@ from .server import (
     PRIVILEGED_INTENTS,
     FakeConnection,
     FakeGateway,
+    FakeHTTPRequest,
     FakeSession,
+    FakeSessionStartLimit,
+    IdentifyViolation,
     ReceivedPayload,
 )
 
@@ -21,6 +24,9 @@ __all__ = [
     "PRIVILEGED_INTENTS",
     "FakeConnection",
     "FakeGateway",
+    "FakeHTTPRequest",
     "FakeSession",
+    "FakeSessionStartLimit",
+    "IdentifyViolation",
     "ReceivedPayload",
 ]

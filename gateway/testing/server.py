@@ -20,6 +20,19 @@ ahead of the server -> 4007), replays missed dispatches then RESUMED, keeps sess
 and TCP drops, enforces 120 payloads per 60 s (4008), 4096 bytes per payload (4002), invalid JSON (4002) and
 unknown opcodes (4001), and answers ops 4, 8, 31 and 43.
 
+Many sessions at once (one per shard, or several per shard as Discord allows): the shard comes from IDENTIFY's
+``shard`` (4010 for an id outside ``[0, n)``; shards of one bot may use different ``n`` at once, as the spec allows
+for zero-downtime resharding), identify times are recorded per bucket ``shard_id % max_concurrency``
+(``identify_times``), an IDENTIFY within ``identify_delay`` of its bucket's last one gets op 9 false and is recorded
+in ``identify_violations``, and every accepted IDENTIFY spends one of ``session_start_limit.remaining``.
+``connection_for_shard(i)`` / ``session_for_shard(i)`` and the ``shard=`` keyword of the scripting methods act on
+one shard.
+
+It also answers ``GET /api/v10/gateway/bot`` over plain HTTP on the same port (``api_url``) with this gateway's URL,
+``recommended_shards``, ``max_concurrency`` and ``session_start_limit``, checks ``Authorization: Bot <token>``
+(401 otherwise), can be told to fail (``fail_http(401 | 429 | 500, times, retry_after=...)``) and records every
+request in ``http_requests`` (the Authorization value redacted).
+
 Every ``wait_*`` method takes a ``timeout`` (seconds, default ``DEFAULT_TIMEOUT``) and raises ``TimeoutError``
 when it expires. Everything stops cleanly when the ``async with`` block exits.
 """
@@ -27,8 +40,11 @@ when it expires. Everything stops cleanly when the ``async with`` block exits.
 from __future__ import annotations
 
 import asyncio
+import http
 import json
 import logging
+import math
+import re
 import secrets
 import zlib
 from collections import deque
@@ -38,6 +54,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -45,11 +62,38 @@ __all__ = [
     "PRIVILEGED_INTENTS",
     "FakeConnection",
     "FakeGateway",
+    "FakeHTTPRequest",
     "FakeSession",
+    "FakeSessionStartLimit",
+    "IdentifyViolation",
     "ReceivedPayload",
 ]
 
 logger = logging.getLogger("gateway.testing")
+
+
+class _RedactSecrets(logging.Filter):
+    """websockets logs request headers and frame contents at DEBUG: hide Authorization values and IDENTIFY/RESUME
+    tokens (frames may be cut short, so a token runs to the closing quote or the end of the text)."""
+
+    _PATTERNS = (
+        (re.compile(r"(?i)(authorization:\s*(?:bot\s+)?)\S+"), r"\1<redacted>"),
+        (re.compile(r'("token"\s*:\s*")[^"]*'), r"\1<redacted>"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for pattern, replacement in self._PATTERNS:
+            redacted = pattern.sub(replacement, redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+#: The logger handed to websockets (its connection and handshake logs), with secrets redacted.
+wire_logger = logging.getLogger("gateway.testing.wire")
+wire_logger.addFilter(_RedactSecrets())
 
 #: Default timeout (seconds) of every ``wait_*`` method and of awaited sends.
 DEFAULT_TIMEOUT = 5.0
@@ -68,6 +112,44 @@ _CORRUPT_ZSTD = b"\xff\xff\xff\xff\xff\xff\xff\xff"
 
 Compression = Literal["zlib-stream", "zstd-stream"]
 HelloMode = Literal["hello", "reconnect", "none"]
+
+
+class FakeHTTPRequest(NamedTuple):
+    """One HTTP request the fake answered: ``path`` (with the query), ``headers`` (lower-case names; the
+    Authorization value is replaced by ``"Bot <redacted>"`` or ``"<redacted>"``), the ``status`` answered and
+    ``at`` (``loop.time()``)."""
+
+    path: str
+    headers: dict[str, str]
+    status: int
+    at: float
+
+
+class IdentifyViolation(NamedTuple):
+    """An IDENTIFY the fake refused for a rate limit.
+
+    ``kind``: ``"concurrency"`` (its bucket identified less than ``identify_delay`` s before: op 9 false) or
+    ``"session_start_limit"`` (``session_start_limit.remaining`` was 0: every session was terminated);
+    ``shard``: IDENTIFY's ``[id, n]`` (None without one); ``bucket``: ``shard_id % max_concurrency``;
+    ``at``: ``loop.time()``; ``since_last``: seconds since the bucket's last accepted IDENTIFY (None: none yet).
+    """
+
+    kind: Literal["concurrency", "session_start_limit"]
+    shard: tuple[int, int] | None
+    bucket: int
+    at: float
+    since_last: float | None
+
+
+@dataclass
+class FakeSessionStartLimit:
+    """The fake's daily session budget, mutable: ``remaining`` of ``total`` IDENTIFYs until ``reset_after`` seconds
+    after the current window began (at ``start()`` or the last reset); then ``remaining`` goes back to ``total``
+    and a new window begins. ``GET /gateway/bot`` reports the time left in milliseconds, like Discord."""
+
+    total: int = 1000
+    remaining: int = 1000
+    reset_after: float = 86_400.0
 
 
 class ReceivedPayload(NamedTuple):
@@ -239,7 +321,16 @@ class FakeGateway:
     - ``disallowed_intents``: intent bits whose request closes 4014 (default none: every privileged intent is
       "enabled in the portal").
     - ``max_concurrency``: when set, a second IDENTIFY in the same bucket (``shard_id % max_concurrency``) within
-      5 s gets op 9 false.
+      ``identify_delay`` seconds (5.0, Discord's window) gets op 9 false and is recorded in ``identify_violations``;
+      None (default) enforces nothing and reports 1 in ``GET /gateway/bot``. Mutable attribute.
+    - ``recommended_shards``: the ``shards`` of ``GET /gateway/bot`` (1). Mutable attribute.
+    - ``session_start_limit``: a :class:`FakeSessionStartLimit` (default 1000 of 1000, resetting after 24 h).
+      Every accepted IDENTIFY spends one; an IDENTIFY when none remains does what the spec says Discord does at the
+      daily limit: every session is terminated and the token is reset (all connections close 4004, later
+      IDENTIFY/RESUME get 4004 and HTTP 401 until ``token_reset`` is set back to False); it is recorded in
+      ``identify_violations``.
+    - ``max_guilds_per_shard``: a shard whose share of ``guilds`` would exceed it is closed with 4011 (2500).
+    - ``shard_count_multiple``: when set, a shard count that is not a multiple of it closes 4010 (large bots).
     - ``rate_limit``: ``(payloads, seconds)`` allowed per connection (120, 60); one more closes 4008.
     - ``max_payload_size``: bytes per client payload (4096); larger closes 4002.
     - ``replay_buffer_size``: dispatches kept per session for RESUME; resuming from further back gets op 9 false.
@@ -272,6 +363,11 @@ class FakeGateway:
         minimal_envelopes: bool = False,
         disallowed_intents: int = 0,
         max_concurrency: int | None = None,
+        identify_delay: float = 5.0,
+        recommended_shards: int = 1,
+        session_start_limit: FakeSessionStartLimit | None = None,
+        max_guilds_per_shard: int = 2500,
+        shard_count_multiple: int | None = None,
         rate_limit: tuple[int, float] = (120, 60.0),
         max_payload_size: int = 4096,
         replay_buffer_size: int = 10_000,
@@ -282,6 +378,14 @@ class FakeGateway:
     ) -> None:
         if first_seq < 0:
             raise ValueError("first_seq must be >= 0")
+        if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
+            raise ValueError("max_concurrency must be None or an int >= 1")
+        if not isinstance(recommended_shards, int) or recommended_shards < 1:
+            raise ValueError("recommended_shards must be an int >= 1")
+        if isinstance(identify_delay, bool) or not isinstance(identify_delay, (int, float)) or not identify_delay >= 0:
+            raise ValueError("identify_delay must be a number of seconds >= 0")
+        if session_start_limit is not None and not isinstance(session_start_limit, FakeSessionStartLimit):
+            raise TypeError("session_start_limit must be a FakeSessionStartLimit")
         if not resume_path.startswith("/") or resume_path.rstrip("/") == "":
             raise ValueError("resume_path must be an absolute path other than '/'")
         self._token = None if token is None else _strip_bot_prefix(token)
@@ -308,6 +412,13 @@ class FakeGateway:
         self.minimal_envelopes = minimal_envelopes
         self.disallowed_intents = disallowed_intents
         self.max_concurrency = max_concurrency
+        self.identify_delay = identify_delay
+        self.recommended_shards = recommended_shards
+        self.session_start_limit = session_start_limit if session_start_limit is not None else FakeSessionStartLimit()
+        self.max_guilds_per_shard = max_guilds_per_shard
+        self.shard_count_multiple = shard_count_multiple
+        #: Set when an IDENTIFY came with no session start left: IDENTIFY/RESUME get 4004, HTTP gets 401.
+        self.token_reset = False
         self.rate_limit = rate_limit
         self.max_payload_size = max_payload_size
         self.replay_buffer_size = replay_buffer_size
@@ -329,6 +440,14 @@ class FakeGateway:
         self.sessions: dict[str, FakeSession] = {}
         #: Everything every client sent, in arrival order.
         self.received: list[ReceivedPayload] = []
+        #: Accepted IDENTIFYs per bucket (``shard_id % (max_concurrency or 1)``): their ``loop.time()``, in order.
+        self.identify_times: dict[int, list[float]] = {}
+        #: IDENTIFYs refused for a rate limit (concurrency window or session start limit).
+        self.identify_violations: list[IdentifyViolation] = []
+        #: Every HTTP request answered, in arrival order.
+        self.http_requests: list[FakeHTTPRequest] = []
+        #: Scripted HTTP failures still to answer, oldest first: ``(status, retry_after)``.
+        self.http_failures: deque[tuple[int, float | None]] = deque()
 
         self._server: Server | None = None
         self._session: FakeSession | None = None
@@ -337,7 +456,7 @@ class FakeGateway:
         self._waiters: set[asyncio.Future[None]] = set()
         self._op_cursor: dict[int, int] = {}
         self._connection_cursor = 0
-        self._identify_times: dict[int, float] = {}
+        self._limit_window_started: float | None = None
         self._member_request_times: dict[str, float] = {}
 
     # ----------------------------------------------------------------------------------------------- lifecycle
@@ -353,17 +472,19 @@ class FakeGateway:
         """Start listening (``async with`` does this). Sets ``port`` to the bound port."""
         if self._server is not None:
             raise RuntimeError("FakeGateway already started")
+        self._limit_window_started = asyncio.get_running_loop().time()
         self._server = await serve(
             self._handle,
             self.host,
             self.port,
+            process_request=self._process_request,
             compression=None,
             max_size=2**24,
             ping_interval=None,
             ping_timeout=None,
             close_timeout=self.close_timeout,
             open_timeout=self.close_timeout + 3,
-            logger=logger,
+            logger=wire_logger,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -394,6 +515,13 @@ class FakeGateway:
         return f"ws://{self.host}:{self.port}"
 
     @property
+    def api_url(self) -> str:
+        """The REST base for ``fetch_gateway_info(api_url=...)``: ``http://host:port/api/v10``."""
+        if self._server is None:
+            raise RuntimeError("FakeGateway is not started")
+        return f"http://{self.host}:{self.port}/api/v10"
+
+    @property
     def resume_gateway_url(self) -> str:
         """The ``resume_gateway_url`` sent in READY: ``ws://host:port`` + ``resume_path``."""
         return self.url + self.resume_path
@@ -417,6 +545,37 @@ class FakeGateway:
         """The newest session that was identified or resumed and is not invalidated, or None."""
         session = self._session
         return session if session is not None and not session.invalidated else None
+
+    def session_for_shard(self, shard_id: int, shard_count: int | None = None) -> FakeSession:
+        """The newest live (not invalidated) session identified as shard ``shard_id`` (of ``shard_count`` shards,
+        any count when None). Raises LookupError when there is none."""
+        for session in reversed(list(self.sessions.values())):
+            if session.invalidated or session.shard is None or session.shard[0] != shard_id:
+                continue
+            if shard_count is None or session.shard[1] == shard_count:
+                return session
+        of = f" of {shard_count}" if shard_count is not None else ""
+        raise LookupError(f"FakeGateway: no live session for shard {shard_id}{of}")
+
+    def connection_for_shard(self, shard_id: int, shard_count: int | None = None) -> FakeConnection:
+        """The open connection currently carrying :meth:`session_for_shard`'s session. Raises LookupError when the
+        shard has no live session or its session is detached (between a drop and the RESUME)."""
+        connection = self.session_for_shard(shard_id, shard_count).connection
+        if connection is None or not connection.open:
+            raise LookupError(f"FakeGateway: shard {shard_id} has no open connection right now")
+        return connection
+
+    async def wait_for_shard(self, shard_id: int, shard_count: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> FakeSession:
+        """Wait until shard ``shard_id`` has a live session on an open connection (READY or RESUMED queued) and
+        return the session. Raises TimeoutError."""
+
+        def ready() -> FakeSession | None:
+            try:
+                return self.connection_for_shard(shard_id, shard_count).session
+            except LookupError:
+                return None
+
+        return await self._wait_until(ready, timeout, f"session for shard {shard_id}")
 
     def received_payloads(self, op: int | None = None, *, connection: int | None = None) -> list[Any]:
         """The decoded payloads received so far, optionally only those with ``op`` / on connection number ``connection``."""
@@ -505,13 +664,21 @@ class FakeGateway:
 
     # ------------------------------------------------------------------------------------------ scripting API
 
-    def _live_connection(self, connection: FakeConnection | None) -> FakeConnection:
+    def _live_connection(self, connection: FakeConnection | None, shard: int | None = None) -> FakeConnection:
+        if shard is not None:
+            if connection is not None:
+                raise ValueError("give connection or shard, not both")
+            return self.connection_for_shard(shard)
         target = connection if connection is not None else self.connection
         if target is None:
             raise RuntimeError("FakeGateway: no open connection")
         return target
 
-    def _resolve_session(self, session: FakeSession | str | None) -> FakeSession:
+    def _resolve_session(self, session: FakeSession | str | None, shard: int | None = None) -> FakeSession:
+        if shard is not None:
+            if session is not None:
+                raise ValueError("give session or shard, not both")
+            return self.session_for_shard(shard)
         if isinstance(session, str):
             found = self.sessions.get(session)
             if found is None:
@@ -524,10 +691,14 @@ class FakeGateway:
             raise RuntimeError("FakeGateway: no current session (wait for READY first, e.g. wait_for_session())")
         return current
 
-    def dispatch_nowait(self, name: str, data: Any, *, session: FakeSession | str | None = None) -> int:
+    def dispatch_nowait(
+        self, name: str, data: Any, *, session: FakeSession | str | None = None, shard: int | None = None
+    ) -> int:
         """Give ``name``/``data`` the session's next sequence number, keep it for replay, and queue it on the
-        session's live connection (if any). Returns the sequence number. Raises RuntimeError without a session."""
-        target = self._resolve_session(session)
+        session's live connection (if any). ``session`` (default: the newest) or ``shard`` (that shard's live
+        session) picks the session. Returns the sequence number. Raises RuntimeError without a session,
+        LookupError for a shard without one."""
+        target = self._resolve_session(session, shard)
         seq = self._next_seq(target)
         encoded = _encode({"t": name, "s": seq, "op": 0, "d": data})
         target.replay.append((seq, name, encoded))
@@ -536,13 +707,19 @@ class FakeGateway:
         return seq
 
     async def dispatch(
-        self, name: str, data: Any, *, session: FakeSession | str | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        name: str,
+        data: Any,
+        *,
+        session: FakeSession | str | None = None,
+        shard: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> int:
         """Like ``dispatch_nowait`` but waits until the payload was written to the live connection (if any).
 
         Returns the sequence number. Raises TimeoutError if the write does not finish in time (it still happens).
         """
-        target = self._resolve_session(session)
+        target = self._resolve_session(session, shard)
         connection = target.connection if target.connection is not None and target.connection.open else None
         seq = self.dispatch_nowait(name, data, session=target)
         if connection is not None:
@@ -575,6 +752,7 @@ class FakeGateway:
         payload: Mapping[str, Any],
         *,
         connection: FakeConnection | None = None,
+        shard: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> bool:
         """Send any JSON payload as is (no sequence bookkeeping) on ``connection`` (default: newest open one).
@@ -582,7 +760,7 @@ class FakeGateway:
         Returns True if it was written, False if the connection ended first. Raises RuntimeError without a
         connection.
         """
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         return await self._send(target, _Outgoing("message", _encode(payload)), timeout)
 
     async def send_raw(
@@ -591,22 +769,25 @@ class FakeGateway:
         *,
         compress: bool = True,
         connection: FakeConnection | None = None,
+        shard: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> bool:
         """Send arbitrary bytes (e.g. invalid JSON). With ``compress`` (default) they go through the connection's
         compressor like any payload; otherwise they are sent as they are: ``str`` as a text message, ``bytes`` as a
         binary message (on an uncompressed connection, bytes with ``compress=True`` go out as a text message).
         Returns True if written."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         raw = data.encode() if isinstance(data, str) else bytes(data)
         text = isinstance(data, str) if not compress else True
         return await self._send(target, _Outgoing("message", raw, compress=compress, text=text), timeout)
 
-    async def send_corrupt(self, *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    async def send_corrupt(
+        self, *, connection: FakeConnection | None = None, shard: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> bool:
         """Send one binary message that cannot be decompressed by the connection's inflater (zlib: a reserved
         block type followed by 00 00 ff ff; zstd: a reserved block type). On an uncompressed connection this sends
         a text message that is not JSON. Returns True if written."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         if target.compression == "zlib-stream":
             item = _Outgoing("message", _CORRUPT_ZLIB, compress=False, text=False)
         elif target.compression == "zstd-stream":
@@ -631,38 +812,55 @@ class FakeGateway:
             raise ValueError("frames must be >= 2")
         self._fragment_next = frames
 
-    async def request_heartbeat(self, *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    async def request_heartbeat(
+        self, *, connection: FakeConnection | None = None, shard: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> bool:
         """Send op 1 (the client must heartbeat at once)."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         seq = target.session.seq if target.session is not None else None
         return await self._send(target, self._control(1, seq), timeout)
 
-    async def reconnect(self, *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    async def reconnect(
+        self, *, connection: FakeConnection | None = None, shard: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> bool:
         """Send op 7 Reconnect (the connection stays open; the client should close it and resume)."""
-        return await self._send(self._live_connection(connection), self._control(7, None), timeout)
+        return await self._send(self._live_connection(connection, shard), self._control(7, None), timeout)
 
     async def invalidate_session(
-        self, resumable: bool, *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        resumable: bool,
+        *,
+        connection: FakeConnection | None = None,
+        shard: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> bool:
         """Send op 9 with ``d = resumable``. With False the connection's session is invalidated first (a later
         RESUME of it gets op 9 false); with True it stays resumable."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         if not resumable and target.session is not None:
             self._invalidate(target.session)
         return await self._send(target, self._control(9, resumable), timeout)
 
     async def close(
-        self, code: int = 4000, reason: str = "", *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        code: int = 4000,
+        reason: str = "",
+        *,
+        connection: FakeConnection | None = None,
+        shard: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> bool:
         """Send a close frame with ``code`` (any code websockets allows on the wire) after everything queued before
         it, and wait for the closing handshake (at most ``close_timeout``). The session survives unless the code
         ends it (4004, 4007, 4009-4014). Returns True if the close frame was sent."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         return await self._send(target, self._close_item(target, code, reason), timeout + self.close_timeout)
 
-    async def drop(self, *, connection: FakeConnection | None = None, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    async def drop(
+        self, *, connection: FakeConnection | None = None, shard: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> bool:
         """End the TCP connection without a close frame (``transport.abort()``). The session survives."""
-        target = self._live_connection(connection)
+        target = self._live_connection(connection, shard)
         target.closing = True
         target._server_initiated = True
         return await self._send(target, _Outgoing("drop"), timeout)
@@ -789,6 +987,79 @@ class FakeGateway:
             session.replay.append((seq, name, encoded))
         self._enqueue(connection, _Outgoing("message", encoded))
         return seq
+
+    # ------------------------------------------------------------------------------------------------- HTTP
+
+    def fail_http(self, status: int, times: int = 1, *, retry_after: float | None = None) -> None:
+        """Answer the next ``times`` authorized ``GET /gateway/bot`` requests with ``status`` (e.g. 401, 429, 500,
+        502) instead of the info. A 429 carries ``retry_after`` (seconds, default 0.1) in its JSON body and a
+        ``Retry-After`` header (whole seconds, rounded up), like Discord."""
+        if status < 400 or status > 599:
+            raise ValueError("fail_http takes an HTTP error status (400-599)")
+        http.HTTPStatus(status)  # ValueError for a status Python does not know
+        if not isinstance(times, int) or times < 1:
+            raise ValueError("times must be an int >= 1")
+        if status == 429 and retry_after is None:
+            retry_after = 0.1
+        for _ in range(times):
+            self.http_failures.append((status, retry_after))
+
+    def gateway_bot_payload(self) -> dict[str, Any]:
+        """What ``GET /gateway/bot`` answers right now."""
+        limit = self._current_session_start_limit(asyncio.get_running_loop().time())
+        started = self._limit_window_started or 0.0
+        left = max(0.0, started + limit.reset_after - asyncio.get_running_loop().time())
+        return {
+            "url": self.url,
+            "shards": self.recommended_shards,
+            "session_start_limit": {
+                "total": limit.total,
+                "remaining": max(0, limit.remaining),
+                "reset_after": int(left * 1000),
+                "max_concurrency": self.max_concurrency or 1,
+            },
+        }
+
+    def _process_request(self, websocket: ServerConnection, request: Request) -> Response | None:
+        """websockets' hook: answer ``/api/...`` as plain HTTP, let everything else go on to the websocket handshake."""
+        path = urlsplit(request.path).path.rstrip("/")
+        if not path.startswith("/api/"):
+            return None
+        now = asyncio.get_running_loop().time()
+        headers = {name.lower(): value for name, value in request.headers.raw_items()}
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            headers["authorization"] = "Bot <redacted>" if authorization.startswith("Bot ") else "<redacted>"
+        status, body, extra = self._http_answer(path, authorization)
+        self.http_requests.append(FakeHTTPRequest(request.path, headers, status, now))
+        self._notify()
+        response = websocket.respond(status, "")
+        response.body = _encode(body)
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Content-Length"] = str(len(response.body))
+        for name, value in extra.items():
+            response.headers[name] = value
+        return response
+
+    def _http_answer(self, path: str, authorization: str | None) -> tuple[int, Any, dict[str, str]]:
+        if path == "/api/v10/gateway":
+            return 200, {"url": self.url}, {}
+        if path != "/api/v10/gateway/bot":
+            return 404, {"message": "404: Not Found", "code": 0}, {}
+        expected = None if self._token is None else f"Bot {self._token}"
+        valid = authorization is not None and authorization.startswith("Bot ") and len(authorization) > 4
+        if self.token_reset or not valid or (expected is not None and authorization != expected):
+            return 401, {"message": "401: Unauthorized", "code": 0}, {}
+        if self.http_failures:
+            status, retry_after = self.http_failures.popleft()
+            if status == 429:
+                assert retry_after is not None
+                body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+                return 429, body, {"Retry-After": str(math.ceil(retry_after))}
+            return status, {"message": f"{status}: {http.HTTPStatus(status).phrase}", "code": 0}, {}
+        return 200, self.gateway_bot_payload(), {}
 
     # ------------------------------------------------------------------------------------------- connections
 
@@ -974,7 +1245,9 @@ class FakeGateway:
             self._channel_info(connection, session, data)
 
     def _check_token(self, token: Any) -> None:
-        if not isinstance(token, str) or (self._token is not None and _strip_bot_prefix(token) != self._token):
+        if self.token_reset or not isinstance(token, str):
+            raise _Violation(4004, "Authentication failed.")
+        if self._token is not None and _strip_bot_prefix(token) != self._token:
             raise _Violation(4004, "Authentication failed.")
 
     def _identify(self, connection: FakeConnection, data: Any, now: float) -> None:
@@ -999,13 +1272,28 @@ class FakeGateway:
             ):
                 raise _Violation(4010, "Invalid shard.")
             shard = (shard_value[0], shard_value[1])
-        if self.max_concurrency is not None:
-            bucket = (shard[0] if shard else 0) % self.max_concurrency
-            last = self._identify_times.get(bucket)
-            if last is not None and now - last < 5.0:
-                self._enqueue(connection, self._control(9, False))
-                return
-            self._identify_times[bucket] = now
+            if self.shard_count_multiple is not None and shard[1] % self.shard_count_multiple:
+                raise _Violation(4010, "Invalid shard.")
+        if len(self.guilds) > self.max_guilds_per_shard:
+            share = sum(1 for guild in self.guilds if self._routes_to_shard(shard, guild.get("id")))
+            if share > self.max_guilds_per_shard:
+                raise _Violation(4011, "Sharding required.")
+        bucket = (shard[0] if shard else 0) % (self.max_concurrency or 1)
+        times = self.identify_times.setdefault(bucket, [])
+        since_last = now - times[-1] if times else None
+        if self.max_concurrency is not None and since_last is not None and since_last < self.identify_delay:
+            self.identify_violations.append(IdentifyViolation("concurrency", shard, bucket, now, since_last))
+            logger.warning("FakeGateway: IDENTIFY of shard %s %.3f s after its bucket's last: op 9", shard, since_last)
+            self._enqueue(connection, self._control(9, False))
+            return
+        limit = self._current_session_start_limit(now)
+        if limit.remaining <= 0:
+            self.identify_violations.append(IdentifyViolation("session_start_limit", shard, bucket, now, since_last))
+            logger.warning("FakeGateway: IDENTIFY of shard %s with no session start left: terminating every session", shard)
+            self._terminate_everything(connection)
+            return
+        limit.remaining -= 1
+        times.append(now)
         session = FakeSession(
             id=secrets.token_hex(16),
             shard=shard,
@@ -1041,13 +1329,43 @@ class FakeGateway:
             self._send_dispatch(connection, session, "GUILD_CREATE", guild)
 
     def _routes_to(self, session: FakeSession, guild_id: Any) -> bool:
-        if session.shard is None:
+        return self._routes_to_shard(session.shard, guild_id)
+
+    @staticmethod
+    def _routes_to_shard(shard: tuple[int, int] | None, guild_id: Any) -> bool:
+        if shard is None:
             return True
         try:
             snowflake = int(guild_id)
         except (TypeError, ValueError):
-            return session.shard[0] == 0
-        return (snowflake >> 22) % session.shard[1] == session.shard[0]
+            return shard[0] == 0
+        return (snowflake >> 22) % shard[1] == shard[0]
+
+    def _current_session_start_limit(self, now: float) -> FakeSessionStartLimit:
+        """The limit after applying a reset that is due (remaining back to total, a new window from now)."""
+        limit = self.session_start_limit
+        started = self._limit_window_started if self._limit_window_started is not None else now
+        if now - started >= limit.reset_after:
+            limit.remaining = limit.total
+            started = now
+        self._limit_window_started = started
+        return limit
+
+    def reset_session_start_limit(self) -> None:
+        """Start a new session-start window now: ``remaining = total``."""
+        self.session_start_limit.remaining = self.session_start_limit.total
+        self._limit_window_started = asyncio.get_running_loop().time()
+
+    def _terminate_everything(self, connection: FakeConnection) -> None:
+        """The daily limit was exceeded: every session ends and the token is reset (spec section 7)."""
+        self.token_reset = True
+        for session in self.sessions.values():
+            self._invalidate(session)
+        for other in self.connections:
+            if other.open:
+                self._enqueue(other, self._close_item(other, 4004, "Authentication failed."))
+        if connection.open:
+            self._enqueue(connection, self._close_item(connection, 4004, "Authentication failed."))
 
     def _resume(self, connection: FakeConnection, data: Any, now: float) -> None:
         if connection.identified:
