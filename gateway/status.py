@@ -6,12 +6,12 @@
   is unknown before it starts); :class:`ShardListSource` makes one of plain shards.
 - :class:`StatusTracker` turns successive readings into a :class:`Snapshot` (time passed in, no I/O): events/s
   from the growth of each shard's session sequence (every dispatch received, including those the filter drops;
-  nothing is added to the receive path), new sessions from session ids, and the exact reconnect / resume / READY
-  counts from the consumer's events when it passes them to :meth:`StatusTracker.observe` (GATEWAY_CLOSE, RESUMED,
-  READY; the others cost one comparison).
+  nothing is added to the receive path), new sessions from session ids, and exact reconnect and resume counts
+  from the consumer's events when it passes them to :meth:`StatusTracker.observe` (RESUMED, and READY after a
+  shard's first; the others cost two comparisons).
 - :func:`render_live` (a few lines for a terminal) and :func:`render_line` (one plain log line, printable
   characters only) are pure functions of a snapshot.
-- :func:`run_status` is the driver: every ``interval`` seconds it takes a snapshot and, on a terminal, redraws the
+- :func:`run_status` is the driver (:func:`status_view`: the same around a block, handing out ``observe``): every ``interval`` seconds it takes a snapshot and, on a terminal, redraws the
   block in place with two ANSI sequences (cursor to the start of a previous line, erase line); elsewhere it writes
   one plain line every ``plain_interval`` seconds. No terminal library is used: two escape sequences do not earn a
   dependency, and the plain mode is the fallback anywhere.
@@ -20,24 +20,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO, runtime_checkable
 
+from .flags import EventTypeFlags
 from .models import ShardStatus
 
 __all__ = [
     "StatusSource", "ShardListSource", "GroupSource", "StatusTracker", "Snapshot", "IdentifyState", "render_live", "render_line",
-    "run_status", "shared_terminal",
+    "run_status", "status_view", "shared_terminal",
 ]
 
 # How many shards the live view lists one by one; above this it shows counts and only the shards not ACTIVE.
 LIST_EACH_UP_TO = 8
+# The live view redraws at most this often (seconds) when READY / RESUMED events arrive in a burst.
+MIN_REDRAW_GAP = 0.1
+# events/s is measured over at least this many seconds.
+RATE_WINDOW = 1.0
 _STATUS_ORDER = (ShardStatus.ACTIVE, ShardStatus.IDENTIFYING, ShardStatus.RESUMING, ShardStatus.DISCONNECTED,
                  ShardStatus.FATALLY_CLOSED)
 _SHORT = {ShardStatus.ACTIVE: "ACTIVE", ShardStatus.IDENTIFYING: "IDENTIFYING", ShardStatus.RESUMING: "RESUMING",
@@ -148,6 +154,10 @@ class GroupSource:
         return shards
 
     @property
+    def closed(self) -> bool:
+        return bool(getattr(self.group, "closed", False))
+
+    @property
     def identify_queue(self) -> IdentifyQueueLike | None:
         queue = self.group.identify_queue
         return queue if queue is not None and hasattr(queue, "scheduler") else None
@@ -179,14 +189,15 @@ class Snapshot:
     elapsed: float  # seconds since the tracker started
     shard_count: int
     statuses: dict[int, ShardStatus]
-    latencies_ms: dict[int, float]  # newest heartbeat round trip per shard that has one
-    events_per_second: float  # over the last interval
+    latencies_ms: dict[int, float]  # newest heartbeat round trip per connected shard that has one
+    events_per_second: float  # over the last RATE_WINDOW seconds or more
     events_total: int  # dispatches received since the tracker started (from session sequences)
     new_sessions: int  # sessions seen to start (each is one IDENTIFY's READY), from session ids
-    reconnects: int | None  # GATEWAY_CLOSE events observed (None: the consumer passes no events)
+    reconnects: int | None  # reconnections: RESUMED + READY after a shard's first (None: no events observed)
     resumes: int | None  # RESUMED events observed
     identify: IdentifyState | None = None
     wall_time: float = field(default=0.0)
+    closed: bool = False  # the source says it has closed
 
     @property
     def ready(self) -> int:
@@ -207,30 +218,39 @@ class StatusTracker:
     def __init__(self, source: StatusSource, now: float) -> None:
         self.source = source
         self._started = now
-        self._last_time = now
+        self._rate_ref = (now, 0)  # (time, events_total) the rate is measured from
+        self._rate = 0.0
+        self._pending = 0  # dispatches read by sample() since the last snapshot
         self._last_seen: dict[int, tuple[str | None, int]] = {}
         self._events_total = 0
         self._new_sessions = 0
         self._observed = False
         self._reconnects = 0
         self._resumes = 0
-        self._readies = 0
-        self._read(now)  # the baseline: what happened before the tracker started is not counted
+        self._ready_shards: set[int] = set()
+        self.on_change: Callable[[], None] | None = None
+        """Called when an observed READY or RESUMED changes the picture (the live driver redraws then)."""
+        self._read()  # the baseline: what happened before the tracker started is not counted
 
     def observe(self, event: Any) -> None:
-        """Count GATEWAY_CLOSE (one closed connection: the shard reconnects), RESUMED and READY; ignore the rest."""
+        """Count reconnections from the consumer's events: every RESUMED, and every READY after a shard's first
+        (a new session on a new connection); other events cost two comparisons."""
         self._observed = True
-        if event.op == 0 and event.name != "READY" and event.name != "RESUMED":
-            return
         name = event.name
-        if name == "GATEWAY_CLOSE":
-            self._reconnects += 1
-        elif name == "RESUMED":
+        if name == "RESUMED":
             self._resumes += 1
+            self._reconnects += 1
         elif name == "READY":
-            self._readies += 1
+            if event.shard_id in self._ready_shards:
+                self._reconnects += 1
+            else:
+                self._ready_shards.add(event.shard_id)
+        else:
+            return
+        if self.on_change is not None:
+            self.on_change()
 
-    def _read(self, now: float) -> int:
+    def _read(self) -> int:
         """Read every shard's session; return the dispatches received since the last reading."""
         received = 0
         seen = self._last_seen
@@ -248,30 +268,39 @@ class StatusTracker:
                 received += sequence - previous[1]
             if session_id is not None:
                 seen[number] = (session_id, sequence)
-        self._last_time = now
         return received
+
+    def sample(self) -> None:
+        """Read the shards' sequences without building a snapshot, so that snapshots far apart miss nothing (a
+        session that ends loses only what it received since the last reading)."""
+        self._pending += self._read()
 
     def snapshot(self, now: float, wall_time: float | None = None) -> Snapshot:
         """Read the source at ``now`` (the identify queue's clock, e.g. ``loop.time()``); ``wall_time``: the same
         instant as a Unix time, for the budget's reset time (defaults to ``time.time()``)."""
-        interval = now - self._last_time
-        received = self._read(now)
+        received = self._pending + self._read()
+        self._pending = 0
         self._events_total += received
+        rate_since, rate_total = self._rate_ref
+        if now - rate_since >= RATE_WINDOW:  # a rate over at least a second, however often the view redraws
+            self._rate = (self._events_total - rate_total) / (now - rate_since)
+            self._rate_ref = (now, self._events_total)
         statuses: dict[int, ShardStatus] = {}
         latencies: dict[int, float] = {}
         for number, shard in sorted(self.source.shards.items()):
-            statuses[number] = shard.status
+            status = statuses[number] = shard.status
             recent = shard.latency.recent
-            if recent:
+            if recent and status is not ShardStatus.DISCONNECTED and status is not ShardStatus.FATALLY_CLOSED:
                 latencies[number] = recent[0] * 1000.0
         wall = time.time() if wall_time is None else wall_time
         return Snapshot(
             elapsed=now - self._started, shard_count=self.source.shard_count, statuses=statuses,
-            latencies_ms=latencies, events_per_second=received / interval if interval > 0 else 0.0,
-            events_total=self._events_total, new_sessions=max(self._new_sessions, self._readies),
+            latencies_ms=latencies, events_per_second=self._rate,
+            events_total=self._events_total, new_sessions=self._new_sessions,
             reconnects=self._reconnects if self._observed else None,
             resumes=self._resumes if self._observed else None,
             identify=_identify_state(self.source.identify_queue, now, wall), wall_time=wall,
+            closed=bool(getattr(self.source, "closed", False)),
         )
 
 
@@ -391,7 +420,7 @@ def _not_active_text(snapshot: Snapshot) -> str:
 def render_live(snapshot: Snapshot, width: int = 100) -> list[str]:
     """The terminal view: a handful of lines, each cut to ``width`` characters. No control characters."""
     head = (f"gateway  {snapshot.ready}/{snapshot.shard_count} shards READY  ({_counts_text(snapshot)})"
-            f"  up {_duration(snapshot.elapsed)}")
+            f"  up {_duration(snapshot.elapsed)}" + ("  closed" if snapshot.closed else ""))
     lines = [head, "  " + _identify_text(snapshot.identify), "  " + _budget_text(snapshot.identify),
              "  " + _counters_text(snapshot)]
     if len(snapshot.statuses) <= LIST_EACH_UP_TO:
@@ -408,7 +437,8 @@ def render_live(snapshot: Snapshot, width: int = 100) -> list[str]:
 
 def render_line(snapshot: Snapshot) -> str:
     """One plain log line with the same facts (printable ASCII only: for logs and pipes)."""
-    parts = [f"{snapshot.ready}/{snapshot.shard_count} READY ({_counts_text(snapshot)})", _not_active_text(snapshot),
+    parts = [f"{snapshot.ready}/{snapshot.shard_count} READY ({_counts_text(snapshot)})"
+             + (" closed" if snapshot.closed else ""), _not_active_text(snapshot),
              _identify_text(snapshot.identify), _budget_text(snapshot.identify), _counters_text(snapshot),
              _latency_text(snapshot)]
     text = "status: " + "; ".join(parts)
@@ -435,8 +465,10 @@ async def run_status(source: StatusSource | StatusTracker, stream: TextIO | None
                      interval: float = 1.0, plain_interval: float = 10.0, live: bool | None = None) -> None:
     """Show the status of ``source`` on ``stream`` (default stderr) until cancelled; one last drawing on the way out.
 
-    ``live``: redraw in place (default: when ``stream`` is a terminal that stdout does not share); otherwise one plain
-    line every ``plain_interval`` seconds. Reads counters only: it adds nothing to the receive path."""
+    ``live``: redraw in place (default: when ``stream`` is a terminal that stdout does not share), every ``interval``
+    seconds and as soon as an observed READY or RESUMED changes the picture (at most every ``MIN_REDRAW_GAP``);
+    otherwise one plain line every ``plain_interval`` seconds. Reads counters only: nothing is added to the receive
+    path."""
     out = sys.stderr if stream is None else stream
     if live is None:
         try:
@@ -452,6 +484,7 @@ async def run_status(source: StatusSource | StatusTracker, stream: TextIO | None
         nonlocal drawn, last_plain
         now = loop.time()
         if not live and not final and now - last_plain < plain_interval:
+            tracker.sample()
             return
         snapshot = tracker.snapshot(now)
         if live:
@@ -470,12 +503,43 @@ async def run_status(source: StatusSource | StatusTracker, stream: TextIO | None
         except (OSError, ValueError):
             pass  # a closed stderr must not take the bot down
 
+    changed = asyncio.Event()
+    if live:
+        tracker.on_change = changed.set
     try:
         while True:
+            drawn_at = loop.time()
             draw()
-            await asyncio.sleep(interval)
+            changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), interval)
+                await asyncio.sleep(max(0.0, drawn_at + MIN_REDRAW_GAP - loop.time()))  # a burst draws once
     finally:
+        tracker.on_change = None
         draw(final=True)
+
+
+# What ``observe`` must see for exact reconnect and resume counts.
+_OBSERVED = EventTypeFlags.RESUMED | EventTypeFlags.READY
+
+
+@contextlib.asynccontextmanager
+async def status_view(source: StatusSource, *, event_types: int | None = None, stream: TextIO | None = None,
+                      interval: float = 1.0, plain_interval: float = 10.0,
+                      live: bool | None = None) -> AsyncIterator[Callable[[Any], None] | None]:
+    """Show the status of ``source`` while the block runs (see :func:`run_status`); the last drawing is made on the
+    way out. Yields ``observe``, to be called with every event the consumer takes, when ``event_types`` (the
+    consumer's filter; None: every event) lets RESUMED and READY through; else None, and the view
+    shows the reconnect and resume counts as unknown ("-")."""
+    tracker = StatusTracker(source, asyncio.get_running_loop().time())
+    exact = event_types is None or int(event_types) & int(_OBSERVED) == int(_OBSERVED)
+    task = asyncio.ensure_future(run_status(tracker, stream, interval=interval, plain_interval=plain_interval,
+                                            live=live))
+    try:
+        yield tracker.observe if exact else None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _terminal_width(stream: TextIO) -> int:

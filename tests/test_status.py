@@ -66,6 +66,7 @@ class HandSource:
 class FakeEvent:
     name: str
     op: int = 0
+    shard_id: int = 0
 
 
 def _active(number: int, latency_ms: float, sequence: int = 1) -> FakeShard:
@@ -127,12 +128,17 @@ def test_events_per_second_come_from_session_sequences_and_counts_from_observed_
 
     shards[0].session = FakeSession("s0", 400)  # +300 dispatches
     shards[1] = _active(1, 12.0, sequence=50)  # a new session: 50 dispatches since its READY
-    for event in (FakeEvent("GATEWAY_CLOSE", op=-1), FakeEvent("RESUMED"), FakeEvent("MESSAGE_CREATE"),
-                  FakeEvent("GATEWAY_HELLO", op=10), FakeEvent("READY")):
+    changes: list[str] = []
+    tracker.on_change = lambda: changes.append("redraw")
+    for event in (FakeEvent("READY", shard_id=0), FakeEvent("READY", shard_id=1), FakeEvent("MESSAGE_CREATE"),
+                  FakeEvent("GATEWAY_CLOSE", op=-1), FakeEvent("GATEWAY_HELLO", op=10), FakeEvent("RESUMED"),
+                  FakeEvent("GATEWAY_CLOSE", op=-1, shard_id=1), FakeEvent("READY", shard_id=1)):
         tracker.observe(event)
+    assert changes == ["redraw"] * 4  # the READYs and the RESUMED
     second = tracker.snapshot(13.0)
     assert second.events_total == 350 and second.events_per_second == pytest.approx(175.0)
-    assert second.new_sessions == 1 and second.reconnects == 1 and second.resumes == 1
+    assert second.new_sessions == 1  # from the session ids read (shard 1's new one)
+    assert second.reconnects == 2 and second.resumes == 1  # shard 0 resumed; shard 1 identified again
 
     shards[0].session = FakeSession("s0-new", 7)  # re-identified: the new session counts from 0
     third = tracker.snapshot(14.0)
