@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +281,80 @@ def test_driver_redraws_in_place_on_a_terminal_and_writes_plain_lines_elsewhere(
             assert "2/2 READY" in lines[-1]  # the last line is drawn on the way out
 
     run(body)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the CLI as a person sees it: a real terminal (tmux) and a pipe
+# ----------------------------------------------------------------------------------------------------------------
+
+CLI = [sys.executable, "-W", "error", "-m", "gateway", "--demo", "--shards", "4", "--identify-delay", "1"]
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "DISCORD_TOKEN"}
+
+
+def _tmux() -> str:
+    path = shutil.which("tmux")
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("tmux is required under CI=true (apt-get install tmux)")
+        pytest.skip("tmux is not installed: the terminal test did NOT run (apt-get install tmux)")
+    return path
+
+
+def test_cli_in_a_real_terminal_shows_startup_then_the_final_state(tmp_path: Path) -> None:
+    tmux = _tmux()
+    socket = f"gateway-status-{os.getpid()}"
+    events = tmp_path / "events.jsonl"
+    done = tmp_path / "exit-code"
+    command = (f"env -u DISCORD_TOKEN {shlex.join(CLI)} > {shlex.quote(str(events))}; "
+               f"echo $? > {shlex.quote(str(done))}; sleep 600")
+
+    def tmux_run(*args: str) -> str:
+        return subprocess.run([tmux, "-L", socket, *args], check=True, capture_output=True, text=True,
+                              timeout=20).stdout
+
+    tmux_run("new-session", "-d", "-s", "status", "-x", "110", "-y", "24", "-c", str(tmp_path), command)
+    screens: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not done.exists() and time.monotonic() < deadline:
+            screens.append(tmux_run("capture-pane", "-p", "-t", "status"))
+            time.sleep(0.1)
+        assert done.exists(), "the CLI did not exit within 60 s:\n" + screens[-1]
+        final = tmux_run("capture-pane", "-p", "-t", "status")
+    finally:
+        subprocess.run([tmux, "-L", socket, "kill-server"], capture_output=True, timeout=20)
+
+    assert done.read_text().strip() == "0", final
+    # during startup: shards READY one per identify slot (one bucket, 1 s apart), the others waiting for it
+    startup = [screen for screen in screens if re.search(r"gateway  [123]/4 shards READY", screen)]
+    assert startup, "no startup frame was captured:\n" + "\n---\n".join(screens[-3:])
+    assert any(re.search(r"identify: [123] waiting \(bucket 0: [1-3](-3)?\), next slot in \d\.\ds", screen)
+               for screen in startup), startup[-1]
+    assert any("#0 ACTIVE" in screen and "IDENTIFYING" in screen for screen in startup)
+    assert any("session starts: 99" in screen and "/1000 left" in screen for screen in startup)
+    assert any("gateway  4/4 shards READY  (ACTIVE 4)" in screen for screen in screens + [final])
+    # after: the view was redrawn in place (one block, not one per frame) and its last frame is the closed group
+    assert final.count("shards READY") == 1, final
+    assert "0/4 shards READY  (DISCONNECTED 4)" in final and "closed" in final
+    assert "sessions 4  reconnects 1  resumes 1" in final  # the demo drops one shard's connection: it resumes
+    assert "\x1b" not in final
+    lines = events.read_text().splitlines()  # stdout went to the file: only JSON event lines
+    assert lines and all(json.loads(line)["t"] for line in lines)
+    assert sum(json.loads(line)["t"] == "READY" for line in lines) == 4
+
+
+def test_cli_through_a_pipe_writes_plain_status_lines_and_stdout_only_events() -> None:
+    done = subprocess.run(CLI[:-1] + ["0.3"], capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    status = [line for line in done.stderr.splitlines() if " status: " in line]
+    assert len(status) >= 2, done.stderr
+    assert not any(CONTROL.search(line) or "\x1b" in line for line in done.stderr.splitlines())
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ status: 0/4 READY", status[0])
+    assert "closed" in status[-1] and "reconnects 1  resumes 1" in status[-1]
+    assert "session starts: 996/1000 left" in status[-1]
+    events = done.stdout.splitlines()
+    assert events and all(json.loads(line)["t"] for line in events)  # stdout: JSON event lines, nothing else
+    assert not any("status:" in line for line in events)
