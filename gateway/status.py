@@ -224,7 +224,8 @@ class StatusTracker:
         self._last_seen: dict[int, tuple[str | None, int]] = {}
         self._events_total = 0
         self._new_sessions = 0
-        self._observed = False
+        self.observing = False
+        """True when the consumer passes its events to :meth:`observe` (else reconnects and resumes show as unknown)."""
         self._reconnects = 0
         self._resumes = 0
         self._ready_shards: set[int] = set()
@@ -234,8 +235,7 @@ class StatusTracker:
 
     def observe(self, event: Any) -> None:
         """Count reconnections from the consumer's events: every RESUMED, and every READY after a shard's first
-        (a new session on a new connection); other events cost two comparisons."""
-        self._observed = True
+        (a new session on a new connection); other events cost two comparisons. Set :attr:`observing` too."""
         name = event.name
         if name == "RESUMED":
             self._resumes += 1
@@ -297,8 +297,8 @@ class StatusTracker:
             elapsed=now - self._started, shard_count=self.source.shard_count, statuses=statuses,
             latencies_ms=latencies, events_per_second=self._rate,
             events_total=self._events_total, new_sessions=self._new_sessions,
-            reconnects=self._reconnects if self._observed else None,
-            resumes=self._resumes if self._observed else None,
+            reconnects=self._reconnects if self.observing else None,
+            resumes=self._resumes if self.observing else None,
             identify=_identify_state(self.source.identify_queue, now, wall), wall_time=wall,
             closed=bool(getattr(self.source, "closed", False)),
         )
@@ -533,8 +533,10 @@ async def status_view(source: StatusSource, *, event_types: int | None = None, s
     shows the reconnect and resume counts as unknown ("-")."""
     tracker = StatusTracker(source, asyncio.get_running_loop().time())
     exact = event_types is None or int(event_types) & int(_OBSERVED) == int(_OBSERVED)
+    tracker.observing = exact
     task = asyncio.ensure_future(run_status(tracker, stream, interval=interval, plain_interval=plain_interval,
                                             live=live))
+    await asyncio.sleep(0)  # the first drawing, and the driver's ``finally`` armed for the last one
     try:
         yield tracker.observe if exact else None
     finally:

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from gateway import Intents, Shard, ShardId
+from gateway import EventTypeFlags, Intents, Shard, ShardId
 from gateway.models import ShardStatus
 from gateway.ratelimit import IdentifyQueue, IdentifyScheduler
 from gateway.status import (GroupSource, ShardListSource, StatusSource, StatusTracker, render_line, render_live,
-                            run_status)
+                            run_status, status_view)
 from gateway.testing import FakeGateway
 
 from shard_helpers import run, until
@@ -136,6 +136,7 @@ def test_events_per_second_come_from_session_sequences_and_counts_from_observed_
 
     shards[0].session = FakeSession("s0", 400)  # +300 dispatches
     shards[1] = _active(1, 12.0, sequence=50)  # a new session: 50 dispatches since its READY
+    tracker.observing = True
     changes: list[str] = []
     tracker.on_change = lambda: changes.append("redraw")
     for event in (FakeEvent("READY", shard_id=0), FakeEvent("READY", shard_id=1), FakeEvent("MESSAGE_CREATE"),
@@ -210,6 +211,7 @@ def test_tracker_on_real_shards_counts_dispatches_reconnects_and_resumes() -> No
                       for n in range(3)]
             loop = asyncio.get_running_loop()
             tracker = StatusTracker(ShardListSource(shards, queue), loop.time())
+            tracker.observing = True
             consumed: list[str] = []
 
             async def consume(shard: Shard) -> None:
@@ -279,6 +281,21 @@ def test_driver_redraws_in_place_on_a_terminal_and_writes_plain_lines_elsewhere(
             assert not any(CONTROL.search(line) for line in lines)
             assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ status: \d/2 READY", line) for line in lines)
             assert "2/2 READY" in lines[-1]  # the last line is drawn on the way out
+
+    run(body)
+
+
+def test_status_view_hands_out_observe_only_when_the_filter_lets_ready_and_resumed_through() -> None:
+    async def body() -> None:
+        source = HandSource({0: _active(0, 20.0)})
+        filtered, everything = io.StringIO(), io.StringIO()
+        async with status_view(source, event_types=EventTypeFlags.MESSAGE_CREATE, stream=filtered) as observe:
+            assert observe is None
+        async with status_view(source, event_types=EventTypeFlags.all(), stream=everything) as observe:
+            assert observe is not None
+            observe(FakeEvent("RESUMED"))
+        assert "reconnects -  resumes -" in filtered.getvalue()  # unknown, not a false 0
+        assert "reconnects 1  resumes 1" in everything.getvalue().splitlines()[-1]
 
     run(body)
 
