@@ -4,8 +4,8 @@ One figure, drawn from the rows that ``bench/suite.py`` and ``bench/live.py`` pr
 ``--json`` writes): for each compression, one panel per corpus set (steady mix in events/s, startup burst in MB/s)
 with every row as a horizontal bar at its median and a black whisker over its min-max spread. The project's rows are
 blue, the peers (hikari, discord.py) orange, the baselines (naive, floor, inflate-only) grey. A last row of panels
-shows the live end-to-end rate over loopback TCP and the memory per shard. Skipped rows (and rows that failed their
-correctness check, marked "(check FAILED)") stay visible as labels so a missing bar is never silent.
+shows the live end-to-end rate over loopback TCP and the memory per shard. Skipped rows and rows that failed their
+correctness check ("(check FAILED, not drawn)") get a label and no bar, so a missing bar is never silent.
 
 matplotlib is an optional dependency (the ``bench`` extra); :func:`require_matplotlib` raises a clear error without it.
 """
@@ -69,7 +69,7 @@ def _bar_label(row: dict[str, Any]) -> str:
     if row.get("skipped"):
         return f"{label} (skipped)"
     if not row.get("ok", True):
-        return f"{label} (check FAILED)"
+        return f"{label} (check FAILED, not drawn)"
     return label
 
 
@@ -100,13 +100,14 @@ def _hbar_panel(ax: Any, rows: list[dict[str, Any]], title: str, unit: str, draw
     """Horizontal bars at the median with a min-max whisker; the median printed at the end of each bar."""
     rows = [r for r in rows if r.get("median") is not None]
     positions = list(range(len(rows)))[::-1]  # first row at the top
-    highest = max([float(r.get("high") or r["median"] or 0) for r in rows] + [1.0])
+    highest = max([float(r.get("high") or r["median"] or 0) for r in rows
+                   if r.get("ok", True) and not r.get("skipped")] + [1.0])
     for y, row in zip(positions, rows):
         median = float(row["median"] or 0)
         family = _family(row)
         colour = FAMILY_COLOURS[family]
         hatch = "//" if "pure" in row["name"] else None
-        if median > 0 and not row.get("skipped"):
+        if median > 0 and not row.get("skipped") and row.get("ok", True):  # a failed row's number means nothing
             ax.barh(y, median, height=0.72, color=colour, alpha=0.55 if hatch else 0.9, hatch=hatch,
                     edgecolor=colour, linewidth=0.6)
             low, high = float(row.get("low", median)), float(row.get("high", median))

@@ -63,6 +63,8 @@ def _results() -> dict[str, Any]:
                      170_000, 190_000))
     rows.append(_row("live memory", "RSS per idle shard, zlib-stream", 37.7, 37.7, 37.7, unit="KiB/shard"))
     rows.append(_row("live memory", "RSS per idle shard, zstd-stream", 59.5, 59.5, 59.5, unit="KiB/shard"))
+    rows.append({**_row("live memory", "RSS per shard after one 1024 KiB GUILD_CREATE, zlib-stream", 58.9, 58.9, 58.9,
+                        unit="KiB/shard"), "ok": False})
     machine = {"date": "2026-12-03 12:00 UTC", "cpu": "Test CPU", "cores": 2, "python": "CPython 3.x"}
     return {"machine": machine, "conditions": "scale tiny, 3 round(s)", "rows": rows, "targets": []}
 
@@ -87,7 +89,8 @@ def test_svg_from_json_has_every_series_with_its_spread(results_file: Path, tmp_
     for label in ("naive: zlib-stream + json", "floor: fast + orjson", "inflate only: fast",
                   "gateway compiled: route", "gateway pure: full", "hikari 2.7.0 shard", "discord.py 2.7.1 shard",
                   "gateway Shard compiled zstd-stream", "hikari GatewayShardImpl zstd-stream",
-                  "idle, zlib-stream", "idle, zstd-stream", "hikari 2.7.0 shard (skipped)"):
+                  "idle, zlib-stream", "idle, zstd-stream", "hikari 2.7.0 shard (skipped)",
+                  "after one 1024 KiB GUILD_CREATE, zlib-stream (check FAILED, not drawn)"):
         assert label in texts, label
         assert label in drawn
     for title in ("steady mix, zlib-stream", "steady mix, zstd-stream", "end to end over loopback TCP (live)",
@@ -96,7 +99,8 @@ def test_svg_from_json_has_every_series_with_its_spread(results_file: Path, tmp_
     assert "250,000" in texts and "350,000" in texts  # medians printed at the bars (zstd route: 1.4 x 250,000)
     assert any("2026-12-03 12:00 UTC" in t and "Test CPU" in t for t in texts)
     # one whisker per drawn bar: matplotlib groups each errorbar's line collection under an id "LineCollection_N"
-    bars = [r for r in _results()["rows"] if r["median"] and not r.get("skipped")]
+    bars = [r for r in _results()["rows"] if r["median"] and not r.get("skipped") and r["ok"]]
+    assert "58.9" not in texts  # the failed row's number is not printed
     assert out.read_text().count('id="LineCollection_') == len(bars)
 
 
