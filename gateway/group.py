@@ -54,7 +54,7 @@ from .ratelimit import IDENTIFY_DELAY, IdentifyQueue, IdentifyQueueProtocol
 from .sessions import SavedSession, SessionStore
 from .shard import Shard
 
-__all__ = ["ShardGroup", "SHARD_OPTIONS"]
+__all__ = ["ShardGroup", "SHARD_OPTIONS", "GROUP_IDENTIFY_DELAY"]
 
 logger = logging.getLogger("gateway.group")
 
@@ -63,6 +63,10 @@ SHARD_OPTIONS = frozenset({
     "large_threshold", "presence", "properties", "max_inflated_size", "max_message_size", "ssl", "connect_timeout",
     "ratelimit_commands", "rng", "_twins",
 })
+#: The default bucket window of a group's identify queue: Discord's 5 s plus 0.25 s for the time between a grant and
+#: the IDENTIFY reaching Discord, which grows while a starting group's loop is busy (handshakes, READYs, GUILD_CREATE
+#: bursts): an IDENTIFY sent late after one grant must not arrive less than 5 s before the next one.
+GROUP_IDENTIFY_DELAY = IDENTIFY_DELAY + 0.25
 _UNKNOWN_FLAG = FLAG_BY_NAME["UNKNOWN"]
 _NOTHING = 0  # the filter of shards that must not deliver (a pending or retired generation)
 
@@ -85,8 +89,8 @@ class ShardGroup:
     ``shard_count``: None takes Discord's recommended count from ``GET /gateway/bot`` (``api_url``);
     ``gateway_url``: None takes the URL from the same answer. ``identify_queue``: None builds an
     :class:`~gateway.ratelimit.IdentifyQueue` with the answer's ``max_concurrency``, fed by its
-    ``session_start_limit`` and refreshed when the budget is spent (``identify_delay``: the bucket window, 5 s;
-    shorten it only against a fake gateway). ``session_store``: where ``close()`` saves the sessions and ``start()``
+    ``session_start_limit`` and refreshed when the budget is spent (``identify_delay``: the bucket window,
+    ``GROUP_IDENTIFY_DELAY`` = 5.25 s; shorten it only against a fake gateway). ``session_store``: where ``close()`` saves the sessions and ``start()``
     loads them to RESUME instead of IDENTIFY. ``reshard_check_interval``: seconds between checks of the recommended
     count (None: never); a higher one starts a reshard. ``http_retry``: retry bounds of ``GET /gateway/bot``.
     Other keyword options go to every :class:`Shard` (``large_threshold``, ``presence``, ``properties``,
@@ -108,7 +112,7 @@ class ShardGroup:
         event_types: int = EventTypeFlags.all(),
         identify_queue: IdentifyQueueProtocol | None = None,
         session_store: SessionStore | None = None,
-        identify_delay: float = IDENTIFY_DELAY,
+        identify_delay: float = GROUP_IDENTIFY_DELAY,
         reshard_check_interval: float | None = None,
         http_retry: RetryPolicy | None = None,
         **shard_options: Any,
@@ -278,6 +282,8 @@ class ShardGroup:
                                len(ids), limit.remaining, limit.total)
         core = FleetCore(count, ids, owns_all_shards=self._requested_ids is None)
         saved = await self._store.load(count) if self._store is not None else {}
+        if self._closing:
+            return  # close() was called while we fetched: it has already finished the group
         self._core = core
         self._shards = self._build(core.current, saved, deliver=True)
         logger.info("starting %d of %d shards (%d to resume)", len(ids), count,
@@ -507,8 +513,14 @@ class ShardGroup:
         if self._switched is not None and not self._switched.done():
             self._switched.set_result(None)
 
-    async def _reshard_after_sharding_required(self, generation: Generation) -> None:
-        info = await self._fetch_info()
+    async def _reshard_after_sharding_required(self, generation: Generation, number: int,
+                                               error: FatalCloseError) -> None:
+        try:
+            info = await self._fetch_info()
+        except Exception as exc:  # without Discord's recommendation the group cannot pick a count: 4011 stands
+            logger.error("close 4011 on shard %d and GET /gateway/bot failed (%s)", number, type(exc).__name__)
+            self._fail(number, error)
+            return
         assert self._core is not None
         count = count_after_sharding_required(generation.shard_count, info.shards)
         logger.warning("close 4011 (sharding required) at %d shards: resharding to %d", generation.shard_count, count)
@@ -529,6 +541,21 @@ class ShardGroup:
                 logger.info("Discord recommends %d shards (running %d): resharding", info.shards,
                             core.current.shard_count)
                 self._begin_reshard(info.shards, tuple(range(info.shards)))
+
+    def _attach_replay(self, loop: asyncio.AbstractEventLoop, shard_count: int) -> dict[int, Shard]:
+        """Benchmarks only (``bench/group.py``): build ``shard_count`` delivering shards bound to ``loop`` without
+        fetching anything or opening sockets (each as ``Shard._attach_replay``); feed them with
+        ``shard._on_message(opcode, message)`` and read :meth:`next_event`/:meth:`events`."""
+        self._loop = loop
+        self._started = True
+        self._url_in_use = self._gateway_url or "ws://127.0.0.1:1"
+        if self._identify_queue is None:
+            self._identify_queue = IdentifyQueue(0)
+        self._core = FleetCore(shard_count, range(shard_count), owns_all_shards=True)
+        self._shards = self._build(self._core.current, {}, deliver=True)
+        for shard in self._shards.values():
+            shard._attach_replay(loop)
+        return self._shards
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -568,8 +595,8 @@ class ShardGroup:
             verdict = core.shard_stopped(generation, number, error.code if error is not None else None)
             if verdict is StopVerdict.FATAL and error is not None:
                 self._fail(number, error)
-            elif verdict is StopVerdict.RESHARD:
-                self._spawn(self._reshard_after_sharding_required(generation))
+            elif verdict is StopVerdict.RESHARD and error is not None:
+                self._spawn(self._reshard_after_sharding_required(generation, number, error))
             return
         if number not in generation.ready and shard.status is ShardStatus.ACTIVE:
             if core.shard_ready(generation, number):
