@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -55,11 +56,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip hikari and discord.py")
     parser.add_argument("--no-live", action="store_true", help="skip bench/live.py")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="also draw the results as a chart (FILE.svg or FILE.png; "
+                        "needs matplotlib: the bench extra)")
+    parser.add_argument("--from-json", metavar="RESULTS", help="with --plot: draw a recorded --json file instead of "
+                        "running the suite")
     parser.add_argument("--profile", action="store_true", help="instead of timing, run the selected rows once "
                         "under cProfile and print where the time goes (use with --only)")
     parser.add_argument("--breakdown", action="store_true", help="instead of the table, build the package's "
                         "receive path up one stage at a time on the steady sets and print µs per message")
     args = parser.parse_args(argv)
+    if args.from_json and not args.plot:
+        parser.error("--from-json needs --plot FILE")
+    if args.plot:
+        from . import plot  # noqa: PLC0415 - matplotlib only when a chart is asked for
+
+        if not args.plot.lower().endswith(plot.SUFFIXES):
+            parser.error(f"--plot {args.plot}: the file name must end in .svg or .png")
+        try:
+            plot.require_matplotlib()  # fail before a long run, not after it
+        except plot.MatplotlibMissing as exc:
+            parser.error(str(exc))
+        if args.from_json:
+            try:
+                results = plot.load_results(args.from_json)
+            except (OSError, ValueError) as exc:
+                parser.error(f"--from-json: {exc}")
+            plot.plot_results(results, args.plot)
+            print(f"wrote {args.plot} from {args.from_json}", file=sys.stderr)
+            return 0
 
     scale = args.scale or ("small" if args.quick else "full")
     rounds = args.rounds or (1 if args.quick else 5)
@@ -98,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.render(machine, rows, targets, conditions))
     if args.json:
         Path(args.json).write_text(report.to_json(machine, rows, targets, conditions))
+    if args.plot:
+        from . import plot  # noqa: PLC0415
+
+        plot.plot_results(json.loads(report.to_json(machine, rows, targets, conditions)), args.plot)
+        progress(f"wrote {args.plot}")
     return 0 if all(row.get("ok") for row in rows) else 1
 
 

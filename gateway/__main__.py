@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import speedups_enabled
 from .event import Event
@@ -28,6 +29,7 @@ from .models import ShardId
 from .protocol import GATEWAY_URL
 from .ratelimit import IdentifyQueue
 from .shard import Shard
+from .status import GroupSource, status_view
 
 DEMO_TOKEN = "demo-token"
 DEMO_GUILD_ID = 1200000000000000001
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--api-url", default=DEFAULT_API_URL, metavar="URL",
                         help=f"REST base for GET /gateway/bot with --shards (default {DEFAULT_API_URL})")
+    parser.add_argument("--identify-delay", type=float, default=0.05, metavar="SECONDS",
+                        help="--demo --shards: seconds between IDENTIFYs of a bucket (default 0.05; Discord's is 5)")
     parser.add_argument("--max-events", type=int, default=None, metavar="N", help="exit after printing N events")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
     from .supervisor import register_arguments as register_redis_arguments  # --redis mode (gateway/supervisor.py)
@@ -122,11 +126,14 @@ def format_event(event: Event, *, with_shard: bool = False) -> str:
     return f'{{"t":{json.dumps(event.name)},"op":{event.op},"s":{seq}{shard},"d":{d_text}}}'
 
 
-async def _print_events(source: Shard | ShardGroup, event_types: int, max_events: int | None) -> int:
+async def _print_events(source: Shard | ShardGroup, event_types: int, max_events: int | None,
+                        observe: Callable[[Event], None] | None = None) -> int:
     printed = 0
     write = sys.stdout.write
     with_shard = isinstance(source, ShardGroup)
     async for event in source.events(event_types):
+        if observe is not None:
+            observe(event)
         write(format_event(event, with_shard=with_shard) + "\n")
         printed += 1
         if max_events is not None and printed >= max_events:
@@ -193,12 +200,13 @@ async def run_group_demo(args: argparse.Namespace) -> int:
     count, ids = args.shards
     async with FakeGateway(token=DEMO_TOKEN, heartbeat_interval=1_000, recommended_shards=count or 4) as gateway:
         group = ShardGroup(DEMO_TOKEN, args.intents, shard_count=count, shard_ids=ids, api_url=gateway.api_url,
-                           compression=compression, identify_delay=0.05)
+                           compression=compression, identify_delay=args.identify_delay)
         await group.start()
         script = asyncio.ensure_future(_group_demo_script(gateway, group))
         script.add_done_callback(lambda _: asyncio.get_running_loop().call_later(0.2, _close_soon, group))
         try:
-            await _print_events(group, args.events, args.max_events)
+            async with status_view(GroupSource(group), event_types=args.events) as observe:
+                await _print_events(group, args.events, args.max_events, observe)
         finally:
             await group.close()
             script.cancel()
@@ -244,8 +252,11 @@ async def run_discord(args: argparse.Namespace, token: str) -> int:
     else:
         source = Shard(args.shard, token, args.intents, gateway_url=args.gateway_url or GATEWAY_URL,
                        compression=compression)
+    view = (status_view(GroupSource(source), event_types=args.events) if isinstance(source, ShardGroup)
+            else contextlib.nullcontext())
     try:
-        await _print_events(source, args.events, args.max_events)
+        async with view as observe:
+            await _print_events(source, args.events, args.max_events, observe)
     finally:
         await source.close()
     return 0
