@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--api-url", default=DEFAULT_API_URL, metavar="URL",
                         help=f"REST base for GET /gateway/bot with --shards (default {DEFAULT_API_URL})")
-    parser.add_argument("--identify-delay", type=float, default=0.05, metavar="SECONDS",
-                        help="--demo --shards: seconds between IDENTIFYs of a bucket (default 0.05; Discord's is 5)")
+    parser.add_argument("--identify-delay", type=float, default=None, metavar="SECONDS",
+                        help="seconds between IDENTIFYs of one bucket (default: Discord's 5, or 0.05 with --demo)")
     parser.add_argument("--max-events", type=int, default=None, metavar="N", help="exit after printing N events")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
     from .supervisor import register_arguments as register_redis_arguments  # --redis mode (gateway/supervisor.py)
@@ -200,7 +200,8 @@ async def run_group_demo(args: argparse.Namespace) -> int:
     count, ids = args.shards
     async with FakeGateway(token=DEMO_TOKEN, heartbeat_interval=1_000, recommended_shards=count or 4) as gateway:
         group = ShardGroup(DEMO_TOKEN, args.intents, shard_count=count, shard_ids=ids, api_url=gateway.api_url,
-                           compression=compression, identify_delay=args.identify_delay)
+                           compression=compression,
+                           identify_delay=0.05 if args.identify_delay is None else args.identify_delay)
         await group.start()
         script = asyncio.ensure_future(_group_demo_script(gateway, group))
         script.add_done_callback(lambda _: asyncio.get_running_loop().call_later(0.2, _close_soon, group))

@@ -52,7 +52,8 @@ def register_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-concurrency", type=int, default=None, metavar="M",
                        help="identify buckets (default: GET /gateway/bot's max_concurrency when --shards auto or no "
                             "--gateway-url makes it fetched, else 1)")
-    group.add_argument("--identify-delay", type=float, default=5.0, help=argparse.SUPPRESS)
+    if "--identify-delay" not in known:
+        group.add_argument("--identify-delay", type=float, default=None, help=argparse.SUPPRESS)
 
 
 def _shard_spec(args: argparse.Namespace) -> tuple[list[int] | None, int | None]:
@@ -100,7 +101,8 @@ def _worker_command(args: argparse.Namespace, shard_ids: Sequence[int], shard_co
         "--shard-ids", ",".join(map(str, shard_ids)), "--shard-count", str(shard_count),
         "--events", str(int(args.events)), "--intents", str(int(args.intents)),
         "--compression", compression, "--gateway-url", args.gateway_url,
-        "--max-concurrency", str(args.max_concurrency), "--identify-delay", str(args.identify_delay),
+        "--max-concurrency", str(args.max_concurrency),
+        "--identify-delay", str(5.0 if args.identify_delay is None else args.identify_delay),
     ]
     if args.max_len is not None:
         command += ["--max-len", str(args.max_len)]
