@@ -256,7 +256,7 @@ class Leg:
     """One shard, one fake gateway, one proxy; a producer, a consumer and a fault injector."""
 
     def __init__(self, twins_name: str, compression: str, seed: int, max_payload: int, fault_every: float,
-                 cycle: bool) -> None:
+                 cycle: bool, heartbeat_ms: int = HEARTBEAT_MS) -> None:
         self.result = LegResult(f"{twins_name}/{compression}")
         self.twins = load_twins(twins_name)
         self.compression = compression
@@ -264,7 +264,8 @@ class Leg:
         self.max_payload = max_payload
         self.fault_every = fault_every
         self.cycle = cycle
-        self.gateway = FakeGateway(token="soak-token", heartbeat_interval=HEARTBEAT_MS, replay_buffer_size=1_000_000,
+        self.heartbeat_ms = heartbeat_ms
+        self.gateway = FakeGateway(token="soak-token", heartbeat_interval=heartbeat_ms, replay_buffer_size=1_000_000,
                                    session_timeout=3600.0, close_timeout=2.0)
         self.proxy: Proxy | None = None
         self.shard: Shard | None = None
@@ -410,7 +411,7 @@ class Leg:
             connections = len(gw.connections)
             gw.ack_heartbeats = False
             try:
-                await gw.wait_for(lambda g: len(g.connections) > connections, timeout=4 * HEARTBEAT_MS / 1000)
+                await gw.wait_for(lambda g: len(g.connections) > connections, timeout=4 * self.heartbeat_ms / 1000)
             finally:
                 gw.ack_heartbeats = True
             return True
@@ -536,22 +537,24 @@ def _sample(legs: list[Leg], started: float) -> dict[str, float]:
 
 async def soak(minutes: float, twins: list[str], compressions: list[str], *, seed: int = 1,
                max_payload: int = 25_000_000, fault_every: float = 1.0, cycle: bool = False,
-               progress: bool = False) -> SoakReport:
+               progress: bool = False, heartbeat_ms: int = HEARTBEAT_MS) -> SoakReport:
     """Run the soak; see the module docstring. Returns the report (``report.ok``)."""
     counter = LogCounter()
     library_logger = logging.getLogger("gateway")
     library_logger.addHandler(counter)
     propagate, library_logger.propagate = library_logger.propagate, False
     try:
-        return await _soak(minutes, twins, compressions, seed, max_payload, fault_every, cycle, progress, counter)
+        return await _soak(minutes, twins, compressions, seed, max_payload, fault_every, cycle, progress, counter,
+                           heartbeat_ms)
     finally:
         library_logger.removeHandler(counter)
         library_logger.propagate = propagate
 
 
 async def _soak(minutes: float, twins: list[str], compressions: list[str], seed: int, max_payload: int,
-                fault_every: float, cycle: bool, progress: bool, counter: LogCounter) -> SoakReport:
-    legs = [Leg(name, compression, seed, max_payload, fault_every, cycle) for name in twins for compression in compressions]
+                fault_every: float, cycle: bool, progress: bool, counter: LogCounter, heartbeat_ms: int) -> SoakReport:
+    legs = [Leg(name, compression, seed, max_payload, fault_every, cycle, heartbeat_ms)
+            for name in twins for compression in compressions]
     started = time.monotonic()
     baseline = {"fds": float(_fds()), "tasks": float(len(asyncio.all_tasks()))}
     samples: list[dict[str, float]] = []
@@ -614,13 +617,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-payload", type=int, default=25_000_000, help="largest payload in bytes (25 MB)")
     parser.add_argument("--fault-every", type=float, default=1.0, help="mean seconds between faults per leg")
     parser.add_argument("--cycle", action="store_true", help="faults in a fixed round-robin order")
+    parser.add_argument("--heartbeat-ms", type=int, default=HEARTBEAT_MS,
+                        help="the fake's heartbeat interval (a zombie is detected within two)")
     parser.add_argument("--json", help="write the full report (with samples) to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     twins = ["compiled", "pure"] if args.twins == "both" else [args.twins]
     compressions = ["zlib-stream", "zstd-stream"] if args.compression == "both" else [args.compression]
     report = asyncio.run(soak(args.minutes, twins, compressions, seed=args.seed, max_payload=args.max_payload,
-                              fault_every=args.fault_every, cycle=args.cycle, progress=not args.quiet))
+                              fault_every=args.fault_every, cycle=args.cycle, progress=not args.quiet,
+                              heartbeat_ms=args.heartbeat_ms))
     print(report.render())
     if args.json:
         with open(args.json, "w") as out:
