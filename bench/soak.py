@@ -6,7 +6,8 @@ legs at once in one event loop (each with its own FakeGateway and TCP proxy), fo
 
 - dispatches ``MESSAGE_CREATE`` events numbered 0, 1, 2, ... (payloads from ~40 B to ``--max-payload``, 25 MB by
   default, plus 10-byte non-dispatch payloads) and checks that the consumer sees every number exactly once, in order;
-- injects faults at random (``--fault-every`` seconds on average): op 7, op 9 true, op 9 false (after the events in
+- injects faults at random (``--fault-every`` seconds on average, each once the shard is ACTIVE again; the slowest
+  recovery per kind is reported): op 7, op 9 true, op 9 false (after the events in
   flight were delivered: Discord does not replay across sessions), zombie (ACKs withheld until the shard
   reconnects), a corrupt compressed frame, invalid JSON, a close with a resumable code, a TCP drop between frames
   and one in the middle of a frame (the proxy cuts a chunk in half), and delivery through the proxy in slow chunks
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from gateway import Intents, Shard, ShardId
+from gateway import Intents, Shard, ShardId, ShardStatus
 from gateway.testing import FakeGateway
 
 #: Growth allowed from the first sample after warm-up to the last one (after the legs drained).
@@ -236,6 +237,8 @@ class LegResult:
     payload_errors: int = 0
     connect_failures: int = 0
     max_queued: int = 0
+    max_attempt: int = 0
+    recovery: dict[str, float] = field(default_factory=dict)  # slowest return to ACTIVE after each fault kind, s
     drained: bool = False
     error: str | None = None
 
@@ -368,7 +371,22 @@ class Leg:
 
     # -- faults ------------------------------------------------------------------------------------------------
 
+    async def active(self, timeout: float) -> bool:
+        """Wait until the shard is ACTIVE again (READY or RESUMED received)."""
+        assert self.shard is not None
+        deadline = time.monotonic() + timeout
+        while self.shard.status is not ShardStatus.ACTIVE:
+            if time.monotonic() > deadline or self.stopping:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     async def inject(self) -> None:
+        """Inject a fault every ``fault_every`` s on average, each once the shard is ACTIVE again after the last one.
+
+        (Faults injected while a RESUME is still replaying the backlog end connections before RESUMED, which the
+        protocol counts as failed attempts: the backoff then climbs to minutes, which is the policy, not a fault.)
+        """
         index = 0
         while not self.stopping:
             await asyncio.sleep(self.rng.expovariate(1 / self.fault_every))
@@ -376,11 +394,20 @@ class Leg:
                 break
             kind = FAULTS[index % len(FAULTS)] if self.cycle else self.rng.choice(FAULTS)
             index += 1
+            started = time.monotonic()
             try:
-                if await self.fault(kind):
-                    self.result.faults[kind] += 1
+                done = await self.fault(kind)
             except (RuntimeError, TimeoutError):
-                pass  # no live connection at that moment (a previous fault is still being recovered from)
+                done = False  # no live connection at that moment
+            if done:
+                self.result.faults[kind] += 1
+            if not await self.active(300):
+                if not self.stopping:
+                    self.result.error = f"not ACTIVE within 300 s after fault {kind}"
+                break
+            if done:
+                elapsed = time.monotonic() - started
+                self.result.recovery[kind] = round(max(self.result.recovery.get(kind, 0.0), elapsed), 2)
 
     async def fault(self, kind: str) -> bool:
         gw, proxy = self.gateway, self.proxy
@@ -481,7 +508,8 @@ class SoakReport:
                     "order_errors": leg.order_errors, "faults": dict(leg.faults), "sizes": dict(leg.sizes),
                     "connections": leg.connections, "resumes": leg.resumes, "sessions": leg.identifies,
                     "payload_errors": leg.payload_errors, "connect_failures": leg.connect_failures,
-                    "max_queued": leg.max_queued, "drained": leg.drained, "error": leg.error,
+                    "max_queued": leg.max_queued, "max_attempt": leg.max_attempt, "recovery_s": leg.recovery,
+                    "drained": leg.drained, "error": leg.error,
                 }
                 for leg in self.legs
             ],
@@ -501,6 +529,9 @@ class SoakReport:
             )
             lines.append(f"      faults: {faults}")
             lines.append(f"      payload sizes: {sizes}")
+            lines.append("      slowest recovery to ACTIVE (s): " + ", ".join(
+                f"{kind} {seconds:g}" for kind, seconds in sorted(leg.recovery.items())) +
+                f"; highest backoff attempt {leg.max_attempt}")
             for problem in leg.order_errors[:3]:
                 lines.append(f"      order: {problem}")
             if leg.error:
@@ -570,7 +601,9 @@ async def _soak(minutes: float, twins: list[str], compressions: list[str], seed:
             await asyncio.sleep(min(SAMPLE_EVERY, max(0.0, end - time.monotonic())))
             samples.append(_sample(legs, started))
             for leg in legs:
-                leg.result.max_queued = max(leg.result.max_queued, leg.shard.queued_events if leg.shard else 0)
+                if leg.shard is not None:
+                    leg.result.max_queued = max(leg.result.max_queued, leg.shard.queued_events)
+                    leg.result.max_attempt = max(leg.result.max_attempt, leg.shard.attempt)
             failed = [task for task in consumers if task.done()]
             for task in failed:
                 exc = task.exception()
@@ -580,7 +613,8 @@ async def _soak(minutes: float, twins: list[str], compressions: list[str], seed:
                 print(f"[soak] {last['t']:7.0f} s  rss {last['rss_mib']:.0f} MiB  fds {last['fds']:.0f}  tasks "
                       f"{last['tasks']:.0f}  " + "  ".join(
                           f"{leg.result.name} {leg.result.delivered}/{leg.result.dispatched} "
-                          f"f{sum(leg.result.faults.values())}" for leg in legs), flush=True)
+                          f"f{sum(leg.result.faults.values())} a{leg.shard.attempt if leg.shard else '-'}"
+                          for leg in legs), flush=True)
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
