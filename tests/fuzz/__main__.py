@@ -38,8 +38,7 @@ _STATS = re.compile(r"#(\d+)\s+(DONE|pulse|NEW|REDUCE|INITED)\s+(?:cov: (\d+) ft
 
 def sanitizer_runtime(python: str) -> str | None:
     """The ASan runtime to LD_PRELOAD for ``python``'s sanitizer build."""
-    probe = subprocess.run([python, "-c", "import atheris, os; print(os.path.dirname(atheris.__file__))"],
-                           capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", "import atheris; print(atheris.path())"], capture_output=True, text=True)
     if probe.returncode == 0:
         merged = Path(probe.stdout.strip()) / "asan_with_fuzzer.so"
         if merged.exists():
@@ -133,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(REPO / ".fuzz"), help="working directory (default .fuzz/)")
     parser.add_argument("--merge", action="store_true", help="minimise the committed corpus with the run's finds")
     args = parser.parse_args(argv)
+    if os.sep in args.python:
+        args.python = os.path.abspath(args.python)  # the targets run with the work directory as cwd
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(_shim(work)), GATEWAY_FUZZ_INSTRUMENT="1", PYTHONHASHSEED="0")
