@@ -359,6 +359,9 @@ class Leg:
             connection.received.clear()
             connection.heartbeats.clear()
             connection.sent.clear()
+            if connection.closed:  # an ended connection's compressor (zstd: ~1 MiB) and websocket are dead weight
+                connection._zlib = connection._zstd = connection._websocket = None
+                connection._send_times.clear()
 
     async def quiesce(self, timeout: float) -> bool:
         """Wait until every dispatched event was delivered."""
