@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         args.python = os.path.abspath(args.python)  # the targets run with the work directory as cwd
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(_shim(work)), GATEWAY_FUZZ_INSTRUMENT="1", PYTHONHASHSEED="0")
+    (work / "artifacts").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(_shim(work)), GATEWAY_FUZZ_INSTRUMENT="1", PYTHONHASHSEED="0",
+               GATEWAY_FUZZ_ARTIFACTS=str(work / "artifacts"))
     if args.sanitize:
         runtime = sanitizer_runtime(args.python)
         if runtime is None:

@@ -83,3 +83,27 @@ def instrumented() -> Any:
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def fuzz_main(check: Callable[[bytes], None], name: str) -> None:
+    """Run ``check`` under atheris. An input that raises is first written to ``$GATEWAY_FUZZ_ARTIFACTS`` (the runner
+    sets it) as ``<name>-finding-<sha1>``: libFuzzer does not save the input when a Python exception ends the run."""
+    import hashlib
+
+    import atheris
+
+    artifacts = os.environ.get("GATEWAY_FUZZ_ARTIFACTS")
+
+    def one_input(data: bytes) -> None:
+        try:
+            check(data)
+        except BaseException:
+            if artifacts:
+                path = os.path.join(artifacts, f"{name}-finding-{hashlib.sha1(data).hexdigest()}")
+                with open(path, "wb") as out:
+                    out.write(data)
+                print(f"[fuzz] input written to {path}", file=sys.stderr, flush=True)
+            raise
+
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.fuzz._common import Finding, describe, instrumented, known_issue14, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import PayloadError
@@ -88,10 +88,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
 
 
 def main() -> None:
-    import atheris
-
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(check, "envelope")
 
 
 if __name__ == "__main__":

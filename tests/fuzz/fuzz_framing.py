@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.fuzz._common import Finding, describe, instrumented, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import ProtocolError
@@ -80,10 +80,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
 
 
 def main() -> None:
-    import atheris
-
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(check, "framing")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 import zstandard
 
-from tests.fuzz._common import Finding, describe, instrumented, known_issue14, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import CompressionError, InflatedTooLargeError
@@ -210,7 +210,4 @@ def check_zstd(data: bytes) -> None:
 
 
 def main(kind: str) -> None:
-    import atheris
-
-    atheris.Setup(sys.argv, check_zlib if kind == "zlib" else check_zstd)
-    atheris.Fuzz()
+    fuzz_main(check_zlib if kind == "zlib" else check_zstd, kind)
