@@ -86,8 +86,11 @@ def run_target(target: str, args: argparse.Namespace, work: Path, env: dict[str,
     ]
     started = time.monotonic()
     log_path = work / f"{target}.log"
-    with open(log_path, "w") as log:
-        code = subprocess.run(command, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT).returncode
+    if args.merge_only:
+        code = 0
+    else:
+        with open(log_path, "w") as log:
+            code = subprocess.run(command, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT).returncode
     elapsed = time.monotonic() - started
     text = log_path.read_text(errors="replace")
     stats = [m for m in _STATS.finditer(text)]
@@ -106,13 +109,21 @@ def run_target(target: str, args: argparse.Namespace, work: Path, env: dict[str,
         summary += f"\n--- {log_path} (last lines) ---\n{tail}\n---"
     if args.smoke:
         shutil.rmtree(output, ignore_errors=True)
-    elif args.merge and code == 0:
+    elif (args.merge or args.merge_only) and code == 0:
         merged = work / "merged" / target
         shutil.rmtree(merged, ignore_errors=True)
         merged.mkdir(parents=True)
-        subprocess.run([args.python, "-m", f"tests.fuzz.fuzz_{target}", "-merge=1", f"-max_len={MAX_LEN[target]}",
-                        str(merged), str(committed), str(output)], env=env, cwd=work,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        # libFuzzer's merge runs argv[0] again in a child process, so argv[0] must be executable.
+        wrapper = work / f"fuzz_{target}.sh"
+        wrapper.write_text(f'#!/bin/sh\nexec "{args.python}" -m tests.fuzz.fuzz_{target} "$@"\n')
+        wrapper.chmod(0o755)
+        merge_log = work / f"{target}-merge.log"
+        with open(merge_log, "w") as log:
+            subprocess.run([args.python, "-m", f"tests.fuzz.fuzz_{target}", "-merge=1", f"-max_len={MAX_LEN[target]}",
+                            str(merged), str(committed), str(output)], env=dict(env, GATEWAY_FUZZ_ARGV0=str(wrapper)),
+                           cwd=work, stdout=log, stderr=subprocess.STDOUT, check=True)
+        if not any(merged.iterdir()):
+            raise RuntimeError(f"merging the {target} corpus produced nothing; see {merge_log}")
         shutil.rmtree(committed)
         shutil.copytree(merged, committed)
         size = sum(path.stat().st_size for path in committed.iterdir())
@@ -131,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", default=str(REPO / ".fuzz"), help="working directory (default .fuzz/)")
     parser.add_argument("--merge", action="store_true", help="minimise the committed corpus with the run's finds")
+    parser.add_argument("--merge-only", action="store_true",
+                        help="no fuzzing: merge what an earlier long run left in --work into the committed corpus")
     args = parser.parse_args(argv)
     if os.sep in args.python:
         args.python = os.path.abspath(args.python)  # the targets run with the work directory as cwd

@@ -105,5 +105,8 @@ def fuzz_main(check: Callable[[bytes], None], name: str) -> None:
                 print(f"[fuzz] input written to {path}", file=sys.stderr, flush=True)
             raise
 
-    atheris.Setup(sys.argv, one_input)
+    argv = list(sys.argv)
+    if os.environ.get("GATEWAY_FUZZ_ARGV0"):  # libFuzzer's -merge re-runs argv[0]: an executable wrapper script
+        argv[0] = os.environ["GATEWAY_FUZZ_ARGV0"]
+    atheris.Setup(argv, one_input)
     atheris.Fuzz()

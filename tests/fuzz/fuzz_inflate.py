@@ -71,8 +71,9 @@ def _compress(kind: str, payloads: list[bytes], flags: int) -> list[bytes]:
         compressor = zlib.compressobj(flags % 10)
         for index, payload in enumerate(payloads):
             data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
-            if flags & 0x10 and len(data) > 6 and index % 2:
-                cut = 1 + (flags + index) % (len(data) - 5)
+            cut = 1 + (flags + index) % (len(data) - 5) if len(data) > 6 else 0
+            # A first part ending in the marker would be a complete message (the marker is trusted, see the module).
+            if flags & 0x10 and index % 2 and cut and not data[:cut].endswith(SUFFIX):
                 messages += [data[:cut], data[cut:]]
             else:
                 messages.append(data)
