@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 import zlib
 from types import ModuleType
 from typing import Any
@@ -29,8 +30,17 @@ with instrumented():
 SUFFIX = b"\x00\x00\xff\xff"
 
 
-def _pure_with_zlib(backend: str) -> ModuleType | None:
-    """A separate copy of the pure inflate twin whose zlib is ``backend`` (None when that library is missing)."""
+def _pure_with_zlib(backend: str) -> Any:
+    """The pure inflate twin on zlib ``backend`` (None when that library is missing): its own
+    ``zlib_stream_inflater(backend, max_size)`` where it has one, else a separate copy of the module re-pointed."""
+    if hasattr(PURE, "zlib_stream_inflater"):
+        try:
+            PURE.zlib_stream_inflater(backend, 1)
+        except ImportError:
+            return None
+        return types.SimpleNamespace(
+            __name__=f"gateway._inflate_py[{backend}]", ZstdStreamInflater=PURE.ZstdStreamInflater,
+            ZlibStreamInflater=lambda max_size: PURE.zlib_stream_inflater(backend, max_size))
     if backend == "zlib":
         library: Any = zlib
     else:
