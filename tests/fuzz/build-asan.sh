@@ -18,11 +18,17 @@ if [ "${ATHERIS_FROM_SOURCE:-0}" = 1 ]; then
 else
     .venv-asan/bin/python -m pip install -q atheris
 fi
-if grep -q GATEWAY_SANITIZE setup.py; then
-    CC=clang LDSHARED="clang -shared" GATEWAY_SANITIZE=1 GATEWAY_BUILD_SPEEDUPS=yes \
-        .venv-asan/bin/python -m pip install -q --force-reinstall '.[test]'
-else
-    CC=clang LDSHARED="clang -shared" CFLAGS="$SAN_FLAGS" LDFLAGS='-fsanitize=address,undefined' \
-        GATEWAY_BUILD_SPEEDUPS=yes .venv-asan/bin/python -m pip install -q --force-reinstall '.[test]'
-fi
+.venv-asan/bin/python -m pip install -q 'Cython>=3' setuptools wheel
+# The dependencies (and the test extra) from pyproject.toml; gateway itself below, with the sanitizers.
+.venv-asan/bin/python - <<'PY' > .venv-asan/requirements.txt
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))
+PY
+.venv-asan/bin/python -m pip install -q -r .venv-asan/requirements.txt
+# Then gateway itself, compiled with the sanitizers (no build isolation: the CFLAGS reach the compiler as given).
+# Not setup.py's GATEWAY_SANITIZE=1 (the plain ASan+UBSan build for the tests): fuzzing also needs fuzzer-no-link
+# (libFuzzer sees the compiled code's branches) and no pointer-overflow check (Cython's NULL + 0, see above).
+CC=clang LDSHARED="clang -shared" CFLAGS="$SAN_FLAGS" LDFLAGS='-fsanitize=address,undefined' GATEWAY_BUILD_SPEEDUPS=yes \
+    .venv-asan/bin/python -m pip install -q --no-build-isolation --force-reinstall --no-deps .
 # A non-editable install: the sanitizer build lives in .venv-asan's site-packages, the checkout's .so stay as they are.
