@@ -61,6 +61,17 @@ def known_issue14(signature: str) -> bool:
     return True
 
 
+def known_open(signature: str) -> bool:
+    """A finding of these fuzzers whose fix belongs to another module's owner (listed in the README, kept as an
+    xfail regression input): tolerated unless STRICT, reported once, so a long run goes on to find other things."""
+    if STRICT:
+        return False
+    if signature not in _known_seen:
+        _known_seen.add(signature)
+        print(f"[fuzz] known open finding tolerated: {signature}", file=sys.stderr, flush=True)
+    return True
+
+
 def known_seen() -> frozenset[str]:
     return frozenset(_known_seen)
 

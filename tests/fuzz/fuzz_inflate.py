@@ -21,7 +21,7 @@ from typing import Any
 
 import zstandard
 
-from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, known_open, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import CompressionError, InflatedTooLargeError
@@ -152,7 +152,15 @@ def _compare(kind: str, label: str, first: list[tuple[str, Any]], second: list[t
         index = next((i for i, (a, b) in enumerate(zip(first, second)) if not same_outcome(a, b)), min(len(first), len(second)))
         a = describe(first[index]) if index < len(first) else "(stopped)"
         b = describe(second[index]) if index < len(second) else "(stopped)"
+        if (kind == "zstd" and index < len(first) and first[index][0] == "raise" and "no progress" in str(first[index][1])
+                and index < len(second) and second[index] == ("ok", b"") and known_open(EMPTY_ZSTD_MESSAGES)):
+            return
         raise Finding(f"{kind} {label}, message {index}: {a} vs {b}")
+
+
+#: Found by this target (regression input tests/fuzz/regressions/zstd/); the fix belongs to _inflate.pyx.
+EMPTY_ZSTD_MESSAGES = ("zstd: the compiled twin raises CompressionError ('made no progress') on the 16th empty websocket "
+                       "message in a row once a frame has started (libzstd's no-forward-progress guard); pure returns b''")
 
 
 def _check_max_size(kind: str, data: bytes) -> None:
