@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the envelope scan (both twins), the JSON backends and the Event.data strategy.
+"""Micro-benchmarks of the envelope scan (both twins), the JSON backends, Event.data and the fast path (get, decode).
 
 Run explicitly (not part of the test suite)::
 
@@ -136,6 +136,12 @@ def _backends() -> dict[str, Callable[[bytes], Any]]:
     except ImportError:
         pass
     try:
+        import msgspec
+
+        found["msgspec"] = msgspec.json.Decoder().decode
+    except ImportError:
+        pass
+    try:
         import simdjson
 
         found["simdjson"] = simdjson.loads
@@ -177,3 +183,29 @@ def test_event_from_payload_without_data(benchmark: Any) -> None:
 
     payload = PAYLOADS["message_create"]
     benchmark(Event.from_payload, payload)
+
+
+# ---- the fast path for handlers (issue 11): one key with get, a Struct with decode, against data ----
+
+
+@pytest.mark.parametrize("key", ["id", "guild_id", "absent"])
+def test_find_member_message_create(benchmark: Any, twin: ModuleType, key: str) -> None:
+    payload = PAYLOADS["message_create"]
+    _, _, _, d_start, d_end = twin.scan_envelope(payload)
+    benchmark(twin.find_member, payload, d_start, d_end, key)
+
+
+@pytest.mark.parametrize("access", ["data_one_key", "get_one_key", "decode_struct"])
+def test_event_fast_path_message_create(benchmark: Any, access: str) -> None:
+    from gateway.event import Event
+
+    payload = PAYLOADS["message_create"]
+    if access == "data_one_key":
+        benchmark(lambda: Event.from_payload(payload).data["channel_id"])
+    elif access == "get_one_key":
+        benchmark(lambda: Event.from_payload(payload).get("channel_id"))
+    else:
+        pytest.importorskip("msgspec")
+        from bench.live import MessageCreate
+
+        benchmark(lambda: Event.from_payload(payload).decode(MessageCreate))

@@ -4,11 +4,15 @@
 
 - **end to end**: a blast server (its own process) sends HELLO, waits for IDENTIFY, then writes READY and the
   recorded steady stream (zlib-stream / zstd-stream, one compression context per connection, exactly like
-  ``bench.corpus``) as fast as the socket takes it. A client process runs ``gateway.Shard`` (compiled and pure twins)
-  consuming ``async for event in shard.events()`` and reading ``event.name``; events/s from READY to the last event;
-  ok = every dispatch arrived once, in order (names and sequence numbers compared with the corpus). hikari's
-  ``GatewayShardImpl`` (event manager stubbed: ``consume_raw_event`` records the name) runs against the same server
-  when hikari is installed; ``ratio`` of our rows = our events/s / hikari's (same compression).
+  ``bench.corpus``) as fast as the socket takes it. A client process runs ``gateway.Shard`` consuming
+  ``async for event in shard.events()`` and doing one of the :data:`WORKLOADS` on each event (route, touch,
+  touch-get, full, filtered, typed: see there) with the compiled twins, and route with the pure twins; events/s =
+  stream events processed from READY to the last delivered event / that time; ok = every wanted dispatch arrived
+  once, in order (names and sequence numbers compared with the corpus). hikari's ``GatewayShardImpl`` (event manager
+  stubbed: ``consume_raw_event`` does the same workload on the dict hikari parsed) runs against the same server in the
+  same worker, rows interleaved, when hikari is installed; ``ratio`` of our rows = our events/s / hikari's (same
+  workload, touch for touch-get, same compression). The note also gives the client's CPU time (user + sys) per
+  stream event and the CPU ratio, which a loaded machine disturbs much less than events/s.
 - **memory**: RSS growth per idle connected shard (N shards in one client process, ``IdentifyQueue(delay=0)``, the
   ``FakeGateway`` in another process, heartbeating every 2 s, measured after every shard is ACTIVE and has
   heartbeated), for zlib-stream, zstd-stream and no compression; plus the share of the inflater alone.
@@ -24,7 +28,8 @@
 Heavy parts run in subprocesses (``python -m bench.live --serve-blast | --serve-fake | --worker KIND``) so servers do
 not share a process (or CPU accounting, or RSS) with the client being measured. Nothing here asserts a timing.
 
-Command line: ``python -m bench.live [--quick] [--only e2e,memory,stall,scale] [--memory-breakdown] [--json PATH]``.
+Command line: ``python -m bench.live [--quick] [--only e2e,memory,stall,scale] [--workloads route,typed,...]
+[--memory-breakdown] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -319,12 +324,14 @@ def _heartbeat_stats(gw: Any, t0: float, t1: float, interval: float) -> dict[str
 
 
 def _ours_shard(url: str, compression: str | None, twins: dict[str, Any] | None, queue: Any = None,
-                shard: tuple[int, int] = (0, 1), rng: Any = None) -> Any:
+                shard: tuple[int, int] = (0, 1), rng: Any = None, workload: str = "route") -> Any:
     import gateway
     from gateway.flags import GATEWAY_EVENTS, EventTypeFlags
 
     # Dispatches (what hikari hands its event manager) plus GATEWAY_CLOSE, which reports every lost connection.
     wanted = (EventTypeFlags.all() & ~GATEWAY_EVENTS) | EventTypeFlags.GATEWAY_CLOSE
+    if workload == "filtered":  # READY too: it starts the clock, as in every other row
+        wanted = int(EventTypeFlags.READY | EventTypeFlags.GATEWAY_CLOSE) | _filtered_flags()
     return gateway.Shard(gateway.ShardId(*shard), TOKEN, int(gateway.Intents.GUILDS), gateway_url=url,
                          compression=compression, identify_queue=queue or gateway.IdentifyQueue(delay=0),
                          rng=rng or (lambda: 1.0), event_types=wanted, _twins=twins)
@@ -342,31 +349,139 @@ async def _watchdog(progress: list[int], idle: float, stop: Any) -> None:
             return
 
 
-async def e2e_ours(url: str, compression: str, twin: str, expected: int) -> dict[str, Any]:
-    """Consume ``expected`` dispatch events from ``url`` with a Shard: names, sequences, first/last arrival times."""
-    shard = _ours_shard(url, compression, _twins(twin))
+# ---- what the consumer does per event (issue 11): the same work on our Event and on hikari's parsed dict ----
+
+#: Workloads of the end-to-end rows. Ours: route reads ``event.name``; touch reads one field through ``event.data``;
+#: touch-get the same field through ``event.get``; full walks all of ``event.data``; filtered asks the shard for
+#: MESSAGE_CREATE | INTERACTION_CREATE only and reads one field with ``event.get``; typed decodes every event into
+#: a msgspec Struct (MESSAGE_CREATE: content, channel, author id, guild; others: guild_id) with ``event.decode``.
+#: hikari (always a parsed dict): the same fields read from the dict it hands over (touch-get's reference is touch).
+WORKLOADS = ("route", "touch", "touch-get", "full", "filtered", "typed")
+HIKARI_WORKLOADS = ("route", "touch", "full", "filtered", "typed")
+FILTERED_NAMES = ("MESSAGE_CREATE", "INTERACTION_CREATE")
+TOUCH_FIELD = "guild_id"
+FILTERED_FIELD = "channel_id"
+
+
+def _filtered_flags() -> int:
+    from gateway.flags import EventTypeFlags
+
+    return int(EventTypeFlags.MESSAGE_CREATE | EventTypeFlags.INTERACTION_CREATE)
+
+
+def _walk(value: Any) -> int:
+    """Visit every value of a decoded JSON document (the "full" workload); returns the number of leaves."""
+    if type(value) is dict:
+        return sum(_walk(item) for item in value.values())
+    if type(value) is list:
+        return sum(_walk(item) for item in value)
+    return 1
+
+
+try:  # the typed workload's Structs (msgspec is in the bench and speed extras)
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - the typed rows then report the ImportError
+    _msgspec = None
+else:
+
+    class Author(_msgspec.Struct):
+        id: str
+
+    class MessageCreate(_msgspec.Struct):
+        """What a MESSAGE_CREATE handler reads (the README's example Struct)."""
+
+        content: str
+        channel_id: str
+        author: Author
+        guild_id: str | None = None
+
+    class AnyGuildEvent(_msgspec.Struct):
+        guild_id: str | None = None
+
+
+def _typed_structs() -> tuple[Any, Any]:
+    """The Structs of the typed workload: (MESSAGE_CREATE's, every other event's)."""
+    if _msgspec is None:
+        raise ImportError("the typed workload needs msgspec: pip install 'gateway[bench]'")
+    return MessageCreate, AnyGuildEvent
+
+
+def _ours_consumer(workload: str) -> Any:
+    """``consume(event)`` doing ``workload``'s work on one of our Events."""
+    if workload == "route":
+        return lambda event: event.name
+    if workload == "touch":
+        return lambda event: event.data.get(TOUCH_FIELD)
+    if workload == "touch-get":
+        return lambda event: event.get(TOUCH_FIELD)
+    if workload == "full":
+        return lambda event: _walk(event.data)
+    if workload == "filtered":
+        return lambda event: event.get(FILTERED_FIELD)
+    if workload == "typed":
+        message_create, any_event = _typed_structs()
+
+        def typed(event: Any) -> Any:
+            if event.name == "MESSAGE_CREATE":
+                message = event.decode(message_create)
+                return message.content, message.channel_id, message.author.id, message.guild_id
+            return event.decode(any_event).guild_id
+
+        return typed
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+def _hikari_consumer(workload: str) -> Any:
+    """``consume(name, payload)`` doing ``workload``'s work on the dict hikari's shard parsed."""
+    if workload == "route":
+        return lambda name, payload: name
+    if workload in ("touch", "touch-get"):
+        return lambda name, payload: payload.get(TOUCH_FIELD)
+    if workload == "full":
+        return lambda name, payload: _walk(payload)
+    if workload == "filtered":
+        return lambda name, payload: payload.get(FILTERED_FIELD) if name in FILTERED_NAMES else None
+    if workload == "typed":
+        def typed(name: str, payload: Any) -> Any:
+            if name == "MESSAGE_CREATE":
+                return payload["content"], payload["channel_id"], payload["author"]["id"], payload.get("guild_id")
+            return payload.get("guild_id")
+
+        return typed
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+async def e2e_ours(url: str, compression: str, twin: str, expected: int, workload: str = "route") -> dict[str, Any]:
+    """Consume ``expected`` events from ``url`` with a Shard doing ``workload`` on each: names, sequences,
+    first/last arrival times."""
+    shard = _ours_shard(url, compression, _twins(twin), workload=workload)
+    consume = _ours_consumer(workload)
     names: list[str] = []
     seqs: list[int | None] = []
     stamps = [0.0, 0.0]
+    cpu = [0.0, 0.0]
     progress = [0]
     perf = time.perf_counter
     dog = asyncio.create_task(_watchdog(progress, 10.0, shard.close))
     try:
         async for event in shard.events():
+            consume(event)
             now = perf()
             if not names:
                 stamps[0] = now
+                cpu[0] = time.process_time()
             names.append(event.name)
             seqs.append(event.seq)
             stamps[1] = now
             progress[0] += 1
             if len(names) >= expected:
+                cpu[1] = time.process_time()
                 break
     finally:
         dog.cancel()
         await shard.close()
-    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1],
-            "payload_errors": shard.payload_errors}
+    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "cpu_first": cpu[0],
+            "cpu_last": cpu[1], "payload_errors": shard.payload_errors}
 
 
 class _HikariStubs:
@@ -409,20 +524,25 @@ async def _hikari_start(shard: Any) -> None:
         raise RuntimeError("hikari did not become ready within 20 s") from None
 
 
-async def _e2e_hikari(port: int, compression: str, expected: int) -> dict[str, Any]:
+async def _e2e_hikari(port: int, compression: str, expected: int, workload: str = "route") -> dict[str, Any]:
     names: list[str] = []
     seqs: list[int | None] = []
     stamps = [0.0, 0.0]
+    cpu = [0.0, 0.0]
     done = asyncio.get_running_loop().create_future()
     perf = time.perf_counter
+    consume = _hikari_consumer(workload)
 
     def on_event(name: str, payload: Any) -> None:
+        consume(name, payload)
         now = perf()
         if not names:
             stamps[0] = now
+            cpu[0] = time.process_time()
         names.append(name)
         stamps[1] = now
         if len(names) >= expected and not done.done():
+            cpu[1] = time.process_time()
             done.set_result(None)
 
     shard = _hikari_shard(f"ws://127.0.0.1:{port}/steady", compression, _HikariStubs(on_event))
@@ -446,7 +566,8 @@ async def _e2e_hikari(port: int, compression: str, expected: int) -> dict[str, A
         dog.cancel()
         watcher.cancel()
         await shard.close()
-    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "payload_errors": 0}
+    return {"names": names, "seqs": seqs, "t_first": stamps[0], "t_last": stamps[1], "cpu_first": cpu[0],
+            "cpu_last": cpu[1], "payload_errors": 0}
 
 
 def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[str, Any]:
@@ -457,33 +578,44 @@ def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[st
     expected_names = ["READY"] + [n for n in map(_dispatch_name, payloads) if n is not None]
     expected_seqs = [1] + [int(p[p.index(b'"s":') + 4:p.index(b',"op"')]) for p in payloads if _dispatch_name(p)]
     del payloads
-    expected = len(expected_names)
-    results: dict[str, dict[str, Any]] = {k: {"rates": [], "problems": []} for k in kinds}
+    position_of_seq = {seq: index for index, seq in enumerate(expected_seqs)}
+    results: dict[str, dict[str, Any]] = {k: {"rates": [], "cpu_us": [], "problems": []} for k in kinds}
 
     async def one(kind: str) -> None:
-        who, compression = kind.split("/")
+        who, workload, compression = _split_kind(kind)
         problems = results[kind]["problems"]
+        if workload == "filtered" and who != "hikari":  # the shard delivers READY and the wanted names only
+            wanted = [i for i, name in enumerate(expected_names) if i == 0 or name in FILTERED_NAMES]
+        else:
+            wanted = list(range(len(expected_names)))
+        want_names = [expected_names[i] for i in wanted]
         try:
             if who == "hikari":
-                out = await _e2e_hikari(port, compression, expected)
+                out = await _e2e_hikari(port, compression, len(want_names), workload)
             else:
-                out = await e2e_ours(f"ws://127.0.0.1:{port}/steady", compression, who, expected)
+                out = await e2e_ours(f"ws://127.0.0.1:{port}/steady", compression, who, len(want_names), workload)
         except Exception as exc:  # noqa: BLE001 - reported in the row
             problems.append(f"raised {type(exc).__name__}: {exc}")
             return
         names = out["names"]
-        if len(names) != expected:
-            problems.append(f"received {len(names)} events, sent {expected}")
-        elif names != expected_names:
-            bad = next(i for i, (a, b) in enumerate(zip(names, expected_names)) if a != b)
-            problems.append(f"event {bad} is {names[bad]}, expected {expected_names[bad]}")
-        elif who != "hikari" and out["seqs"] != expected_seqs:
+        if len(names) != len(want_names):
+            problems.append(f"received {len(names)} events, expected {len(want_names)}")
+        elif names != want_names:
+            bad = next(i for i, (a, b) in enumerate(zip(names, want_names)) if a != b)
+            problems.append(f"event {bad} is {names[bad]}, expected {want_names[bad]}")
+        elif who != "hikari" and out["seqs"] != [expected_seqs[i] for i in wanted]:
             problems.append("sequence numbers differ from the corpus (lost or duplicated events)")
         if out["payload_errors"]:
             problems.append(f"{out['payload_errors']} payload errors")
         span = out["t_last"] - out["t_first"]
-        if len(names) > 1 and span > 0:
-            results[kind]["rates"].append((len(names) - 1) / span)
+        # Events of the stream processed between the first and the last delivered one (a filtered shard skips
+        # most of them, but inflates and scans every one).
+        processed = position_of_seq.get(out["seqs"][-1], 0) if who != "hikari" and out["seqs"] else len(names) - 1
+        if processed > 0 and span > 0:
+            results[kind]["rates"].append(processed / span)
+        cpu_span = out["cpu_last"] - out["cpu_first"]
+        if processed > 0 and cpu_span > 0:  # the client's CPU time (user + sys) per stream event: robust to load
+            results[kind]["cpu_us"].append(cpu_span / processed * 1e6)
 
     async def main() -> None:
         for index in range(rounds):
@@ -493,7 +625,7 @@ def _worker_e2e(port: int, scale: str, rounds: int, kinds: list[str]) -> dict[st
                 await one(kind)
 
     asyncio.run(main())
-    return {"expected": expected, "results": results}
+    return {"expected": len(expected_names), "results": results}
 
 
 async def _stall_ours(url: str, compression: str, big_len: int) -> dict[str, Any]:
@@ -768,38 +900,65 @@ def _worker(*args: str, timeout: float = 600) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def _e2e_rows(quick: bool, say: Any) -> list[dict[str, Any]]:
+def _split_kind(kind: str) -> tuple[str, str, str]:
+    """``who/workload/compression`` (``who``: compiled, pure or hikari)."""
+    who, workload, compression = kind.split("/")
+    return who, workload, compression
+
+
+def e2e_kinds(twins: list[str], hikari: bool, workloads: tuple[str, ...] = WORKLOADS) -> list[str]:
+    """The e2e rows: every workload on the compiled twins, route on the pure ones, hikari's references."""
+    kinds = []
+    for compression in COMPRESSIONS:
+        for twin in twins:
+            kinds += [f"{twin}/{w}/{compression}" for w in (workloads if twin == "compiled" else ("route",))]
+        if hikari:
+            kinds += [f"hikari/{w}/{compression}" for w in HIKARI_WORKLOADS
+                      if w in workloads or (w == "touch" and "touch-get" in workloads)]
+    return kinds
+
+
+def _hikari_reference(workload: str) -> str:
+    return "touch" if workload == "touch-get" else workload
+
+
+def _e2e_rows(quick: bool, say: Any, workloads: tuple[str, ...] = WORKLOADS) -> list[dict[str, Any]]:
     scale = "small" if quick else "full"
     rounds = 3 if quick else 5
     twins = [t for t in ("compiled", "pure") if _twin_available(t)]
     hikari = _hikari_available()
-    kinds = [f"{t}/{c}" for c in COMPRESSIONS for t in twins] + ([f"hikari/{c}" for c in COMPRESSIONS] if hikari else [])
+    kinds = e2e_kinds(twins, hikari, workloads)
     with _Server("--serve-blast", "--scale", scale, "--big", "none") as server:
         say(f"e2e: blast server on port {server.port}; {len(kinds)} rows x {rounds} rounds")
         out = _worker("e2e", "--port", str(server.port), "--scale", scale, "--rounds", str(rounds),
-                      "--kinds", ",".join(kinds), timeout=900)
+                      "--kinds", ",".join(kinds), timeout=3600)
     expected = out["expected"]
     results = out["results"]
     rows = []
     for kind in kinds:
-        who, compression = kind.split("/")
+        who, workload, compression = _split_kind(kind)
         res = results[kind]
         rates = res["rates"]
-        reference = results.get(f"hikari/{compression}", {}).get("rates")
+        reference = results.get(f"hikari/{_hikari_reference(workload)}/{compression}", {}).get("rates")
         ratio = (statistics.median(rates) / statistics.median(reference)) if rates and reference and who != "hikari" else None
         if who == "hikari":
-            name = f"hikari GatewayShardImpl {compression} (shard level, consumer stubbed)"
+            name = f"hikari GatewayShardImpl {workload} {compression}"
+            how = f"consume_raw_event stub does {workload} on the parsed dict (asserts on, no -O)"
         else:
-            name = f"Shard {who} twins {compression}"
-        how = ("async for event in shard.events() reading event.name (dispatch events; no JSON decode, lazy d)"
-               if who != "hikari" else "consume_raw_event stub records the name (every payload orjson-parsed; "
-               "asserts on, no -O)")
+            name = f"Shard {who} {workload} {compression}"
+            how = f"async for event in shard.events(): {workload}"
         note = (f"{expected} dispatches ({scale} steady + READY) over loopback TCP, server in its own process; {how}; "
-                f"READY to last event; {len(rates)}/{rounds} rounds")
+                f"stream events processed / time from READY to the last delivered event; {len(rates)}/{rounds} rounds")
         if res["problems"]:
             note += "; PROBLEMS: " + "; ".join(sorted(set(res["problems"])))
+        cpu_us = res.get("cpu_us") or []
+        cpu_reference = results.get(f"hikari/{_hikari_reference(workload)}/{compression}", {}).get("cpu_us")
+        if cpu_us:
+            note += f"; client CPU {statistics.median(cpu_us):.2f} µs/event"
+            if cpu_reference and who != "hikari":
+                note += f" (hikari / ours by CPU: {statistics.median(cpu_reference) / statistics.median(cpu_us):.2f}x)"
         if ratio is not None:
-            note += "; ratio = / hikari same compression"
+            note += f"; ratio = / hikari {_hikari_reference(workload)} same compression, same run"
         rows.append(_row("live e2e", name, "events/s", rates, bool(rates) and not res["problems"], note, ratio))
     if not hikari:
         rows.append({"group": "live e2e", "name": "hikari GatewayShardImpl", "unit": "events/s", "median": 0.0,
@@ -921,8 +1080,9 @@ def _scale_rows(quick: bool, say: Any) -> list[dict[str, Any]]:
 
 
 def run(quick: bool, only: set[str] | None = None, progress: Any = None,
-        memory_breakdown: bool = False) -> list[dict[str, Any]]:
-    """All live rows (see the module docstring). ``only``: a subset of {"e2e", "memory", "stall", "scale"}."""
+        memory_breakdown: bool = False, workloads: tuple[str, ...] = WORKLOADS) -> list[dict[str, Any]]:
+    """All live rows (see the module docstring). ``only``: a subset of {"e2e", "memory", "stall", "scale"};
+    ``workloads``: the e2e workloads (a subset of :data:`WORKLOADS`)."""
     from bench import corpus
 
     started = time.perf_counter()
@@ -945,6 +1105,8 @@ def run(quick: bool, only: set[str] | None = None, progress: Any = None,
                 rows.extend(memory)
                 for line in details:
                     say(line)
+            elif name == "e2e":
+                rows.extend(_e2e_rows(quick, say, workloads))
             else:
                 rows.extend(function(quick, say))  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others
@@ -967,7 +1129,8 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", default="none", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--kinds", default="compiled/zlib-stream", help=argparse.SUPPRESS)
+    parser.add_argument("--kinds", default="compiled/route/zlib-stream", help=argparse.SUPPRESS)
+    parser.add_argument("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)} for the e2e rows")
     parser.add_argument("--hikari", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compression", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--shards", type=int, default=10, help=argparse.SUPPRESS)
@@ -1002,7 +1165,11 @@ def _main(argv: list[str] | None = None) -> int:
         return 0
 
     only = {part.strip() for part in args.only.split(",")} if args.only else None
-    rows = run(args.quick, only, memory_breakdown=args.memory_breakdown)
+    workloads = tuple(w.strip() for w in args.workloads.split(",")) if args.workloads else WORKLOADS
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
+    rows = run(args.quick, only, memory_breakdown=args.memory_breakdown, workloads=workloads)
     for row in rows:
         ratio = "" if row.get("ratio") is None else f"  x{row['ratio']:.2f}"
         print(f"{'ok ' if row['ok'] else 'BAD'} {row['group']:16} | {row['name']:58} | {row['median']:>12,.2f} "

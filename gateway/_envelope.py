@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from ._envelope_py import (
         scan_envelope,
         EventFilter,
+        find_member,
     )
 else:
     _impl = load_twin("envelope")
     scan_envelope = _impl.scan_envelope
     EventFilter = _impl.EventFilter
+    find_member = _impl.find_member
 
 #: Which twin this process runs: ``"speedups"`` (compiled) or ``"pure"``.
 IMPLEMENTATION: str = twin_name(load_twin("envelope"))
@@ -26,5 +28,6 @@ IMPLEMENTATION: str = twin_name(load_twin("envelope"))
 __all__ = [
     "scan_envelope",
     "EventFilter",
+    "find_member",
     "IMPLEMENTATION",
 ]

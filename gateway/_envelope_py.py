@@ -17,6 +17,15 @@ whitespace), scalar values at the top level, and the values of ``op``/``s``/``t`
 is reported when ``Event.data`` decodes it. Every failure raises :class:`gateway.errors.PayloadError` with
 ``.payload``; a payload that is not ``bytes`` raises TypeError.
 
+``find_member(payload, start, end, key)`` walks the members of the object ``d`` the same way (what ``Event.get``
+uses): the span of one top-level key's value, the last one for a duplicate key, ``(-1, -1)`` when absent.
+
+Nesting depth: the scan has no depth limit and its answer does not depend on the depth or on the caller's stack.
+Containers are skipped iteratively (the pure twin's C-scanner shortcut falls back to the iterative skip when it hits
+the recursion limit), and a container as the value of ``op``/``s``/``t`` is rejected without being decoded. A ``d``
+nested deeper than the JSON backend accepts (orjson: 1,024 levels) scans fine; ``Event.data`` then raises
+PayloadError.
+
 The slow-path decoding of single values always uses the stdlib ``json`` (in both twins), whatever GATEWAY_JSON
 says: it keeps integers exact and makes the scan's answer independent of the backend.
 
@@ -35,7 +44,7 @@ import re
 from .errors import PayloadError
 from .flags import FLAG_BY_NAME, OPCODE_NAMES
 
-__all__ = ["scan_envelope", "EventFilter"]
+__all__ = ["scan_envelope", "EventFilter", "find_member"]
 
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 _OPEN_BRACE, _OPEN_BRACKET, _CLOSE_BRACE = 0x7B, 0x5B, 0x7D
@@ -84,7 +93,7 @@ def _container_end(payload: bytes, opening: int) -> int:
     """
     try:
         return _raw_decode(payload.decode("latin-1"), opening)[1]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the C scanner's stack allows
         return _structural_container_end(payload, opening)
 
 
@@ -130,6 +139,8 @@ def _value_end(payload: bytes, start: int) -> int:
         raise _error(f"invalid literal {token[:20]!r} at {start}", payload)
     return match.end()
 
+
+_CONTAINER = object()
 
 _ENVELOPE_KEYS = {"op": b"op", "s": b"s", "t": b"t", "d": b"d"}
 
@@ -180,7 +191,13 @@ def _parse_name(payload: bytes, start: int, end: int) -> str | None:
 
 
 def _decode_value(payload: bytes, start: int, end: int) -> object:
-    """The slow path: let the JSON parser decode one value's own text."""
+    """The slow path: let the JSON parser decode one value's own text.
+
+    A container is never an acceptable ``op``/``s``/``t``, so it is not decoded (however deep it is nested): the
+    sentinel returned fails the caller's type check.
+    """
+    if payload[start] == _OPEN_BRACE or payload[start] == _OPEN_BRACKET:
+        return _CONTAINER
     try:
         return json.loads(payload[start:end])
     except ValueError as exc:
@@ -202,7 +219,7 @@ def _scan_canonical(payload: bytes) -> tuple[int, int | None, str | None, int, i
         try:
             if _raw_decode(payload.decode("latin-1"), d_start)[1] != d_end:
                 return None
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     elif payload[d_start:d_end] != b"null":  # other scalars: the general scanner checks them (json accepts NaN)
         return None
@@ -266,6 +283,73 @@ def _scan_general(payload: bytes) -> tuple[int, int | None, str | None, int, int
     seq = _parse_seq(payload, *s_span) if s_span is not None else None
     name = _parse_name(payload, *t_span) if t_span is not None else None
     return op, seq, name, d_start, d_end
+
+
+def find_member(payload: bytes, start: int, end: int, key: str) -> tuple[int, int]:
+    """Span ``(value_start, value_end)`` of the value of top-level ``key`` in the object ``payload[start:end]``.
+
+    ``(-1, -1)`` when the key is absent or ``payload[start:end]`` is not an object (its first byte is not ``{``).
+    Keys are compared after JSON unescaping; with duplicate keys the last one wins, as with ``json.loads``. The
+    object is checked as the envelope is (keys, colons, commas, the end, scalars; containers skipped structurally,
+    any depth), so a malformed ``d`` raises PayloadError (with ``.payload``), whatever ``key`` is asked for.
+    """
+    if type(payload) is not bytes:
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    if not 0 <= start <= end <= len(payload):
+        raise ValueError(f"span {start}:{end} is outside the payload (length {len(payload)})")
+    if start == end or payload[start] != _OPEN_BRACE:
+        return -1, -1
+    wanted = key.encode("utf-8")
+    text = payload[start:end]  # one copy: the regexes and the C JSON scanner work on it (the pure twin)
+    try:
+        value_start, value_end = _find_in_object(text, key, wanted)
+    except PayloadError as exc:
+        raise _error("d is not a valid JSON object", payload) from exc
+    if value_start < 0:
+        return -1, -1
+    return start + value_start, start + value_end
+
+
+def _find_in_object(text: bytes, key: str, wanted: bytes) -> tuple[int, int]:
+    latin = None
+    found = (-1, -1)
+    match = _OBJECT_START.match(text)
+    assert match is not None  # text starts with "{"
+    position = match.end()
+    if not match.group(1):
+        while True:
+            match = _MEMBER_KEY.match(text, position)
+            if match is None:
+                raise _error(f"expected a key and ':' at {position}", text)
+            raw_key = match.group(1)
+            if _BACKSLASH in raw_key:
+                try:
+                    is_wanted = json.loads(text[match.start(1) - 1 : match.end(1) + 1]) == key
+                except ValueError as exc:
+                    raise _error(f"invalid key {raw_key[:40]!r}: {exc}", text) from None
+            else:
+                is_wanted = raw_key == wanted
+            value_start = match.end()
+            if value_start < len(text) and (text[value_start] == _OPEN_BRACE or text[value_start] == _OPEN_BRACKET):
+                if latin is None:
+                    latin = text.decode("latin-1")
+                try:
+                    value_end = _raw_decode(latin, value_start)[1]
+                except (ValueError, RecursionError):
+                    value_end = _structural_container_end(text, value_start)
+            else:
+                value_end = _value_end(text, value_start)
+            if is_wanted:
+                found = (value_start, value_end)
+            match = _AFTER_VALUE.match(text, value_end)
+            if match is None:
+                raise _error(f"expected ',' or '}}' at {value_end}", text)
+            position = match.end()
+            if match.group(1) == b"}":
+                break
+    if position != len(text):
+        raise _error(f"trailing data at {position}", text)
+    return found
 
 
 class EventFilter:

@@ -1,19 +1,27 @@
-"""JSON selector: ``loads`` (bytes/memoryview -> Python objects), ``dumps`` (object -> compact UTF-8 bytes), ``BACKEND``.
+"""JSON selector: ``loads`` (bytes/memoryview -> Python objects), ``dumps`` (object -> compact UTF-8 bytes), ``BACKEND``,
+``VIEWS`` (whether ``loads`` reads a memoryview in place, so a slice of a payload need not be copied).
 
-Backend order when nothing is forced: ``orjson`` if installed, else ``simdjson`` (pysimdjson, the declared dependency),
-else the stdlib ``json``. ``GATEWAY_JSON=json|simdjson|orjson`` forces one (``auto`` or empty = the order above);
-forcing one that is not installed raises ImportError at import, an unknown value ValueError.
+Backend order when nothing is forced: ``orjson`` if installed, else ``msgspec``, else ``simdjson`` (pysimdjson, the
+declared dependency), else the stdlib ``json``. ``GATEWAY_JSON=json|simdjson|msgspec|orjson`` forces one (``auto`` or
+empty = the order above); forcing one that is not installed raises ImportError at import, an unknown value ValueError.
 
-Why orjson first (measured on this machine, 2026-11-28, 939-byte MESSAGE_CREATE, median of 7 timeit runs of 20k,
-spread within +-3 %; ``bench/bench_envelope.py`` gives the same ranking): decoding ``d`` alone takes orjson 1.61 us,
-simdjson.loads 3.29 us, json 5.20 us (whole payload: 1.74 / 3.45 / 5.57 us). orjson is an optional extra
-(``gateway[speed]``); pysimdjson stays the declared dependency. simdjson's lazy ``Parser`` proxy is not used for
-events users keep (see ``gateway/event.py``).
+Why this order: re-measured on 2026-12-03 on the benchmark corpus (``bench/corpus.py`` steady mix, 4,000 events
+with a ``d``, mean 664 bytes; ``d`` decoded to a plain dict; 60 interleaved rounds in shuffled order on a loaded
+2-core machine, so ratios to orjson within each round, median [quartiles]): orjson 1.00 (bytes slice), orjson on a
+memoryview 1.05 [0.91-1.19], msgspec 1.06 [0.92-1.23] (memoryview 1.06), simdjson.loads 1.92 [1.78-2.29] (memoryview
+2.33), json 3.16 [2.71-3.54]. orjson and msgspec are within noise of each other; orjson stays first. A memoryview
+costs nothing measurable on gateway-sized ``d`` and saves a copy of a multi-MB ``d`` (GUILD_CREATE): ``VIEWS`` is
+True for orjson and msgspec, and ``Event`` hands them a memoryview for a large ``d``; simdjson (slower on a
+memoryview) and json (which needs bytes) get a bytes slice.
+orjson and msgspec are optional extras (``gateway[speed]``); pysimdjson stays the declared dependency.
+simdjson's lazy ``Parser`` proxy is not used for events users keep (see ``gateway/event.py``).
 
 Differences between backends that callers should know: ``json`` accepts NaN/Infinity and keeps integers of any size;
-``simdjson`` rejects integers outside 64 bits (RuntimeError); ``orjson`` turns integers above 64 bits into floats.
-``orjson.dumps`` refuses integers above 64 bits (TypeError). Discord sends snowflakes as strings, so none of this
-matters for gateway payloads. ``DECODE_ERRORS`` lists what ``loads`` raises for bad input; catch that tuple.
+``msgspec`` keeps integers of any size; ``simdjson`` rejects integers outside 64 bits (RuntimeError); ``orjson``
+turns integers above 64 bits into floats. ``orjson.dumps`` refuses integers above 64 bits (TypeError). Discord sends
+snowflakes as strings, so none of this matters for gateway payloads. Nesting: orjson and simdjson stop at 1,024
+levels, json and msgspec at the interpreter's recursion limit (RecursionError). ``DECODE_ERRORS`` lists what
+``loads`` raises for bad input, whatever its depth; catch that tuple.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ import json as _stdlib_json
 import os
 from typing import Any, Callable
 
-__all__ = ["loads", "dumps", "BACKEND", "DECODE_ERRORS", "select_backend"]
+__all__ = ["loads", "dumps", "BACKEND", "VIEWS", "DECODE_ERRORS", "select_backend"]
 
-_BACKENDS = ("orjson", "simdjson", "json")
+_BACKENDS = ("orjson", "msgspec", "simdjson", "json")
 
 
 def select_backend(value: str | None) -> str:
@@ -38,7 +46,7 @@ def select_backend(value: str | None) -> str:
             if name == "json" or _importable(name):
                 return name
     if choice not in _BACKENDS:
-        raise ValueError(f"GATEWAY_JSON={value!r} is not one of auto, json, simdjson, orjson")
+        raise ValueError(f"GATEWAY_JSON={value!r} is not one of auto, json, simdjson, msgspec, orjson")
     if choice != "json" and not _importable(choice):
         raise ImportError(f"GATEWAY_JSON={value!r} asks for {choice}, which is not installed")
     return choice
@@ -62,23 +70,33 @@ def _stdlib_dumps(obj: Any) -> bytes:
     return _stdlib_json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _build(name: str) -> tuple[Callable[[Any], Any], Callable[[Any], bytes], tuple[type[BaseException], ...]]:
+def _build(name: str) -> tuple[Callable[[Any], Any], Callable[[Any], bytes], tuple[type[BaseException], ...], bool]:
+    """``(loads, dumps, DECODE_ERRORS, VIEWS)`` of backend ``name``."""
+    # RecursionError: json and msgspec raise it for nesting deeper than the stack allows (orjson and simdjson stop
+    # at 1,024 levels with ValueError / RuntimeError); a hostile payload must only ever give a DECODE_ERRORS class.
     if name == "orjson":
         import orjson
 
-        return orjson.loads, orjson.dumps, (ValueError,)
+        return orjson.loads, orjson.dumps, (ValueError, RecursionError), True
+    if name == "msgspec":
+        import msgspec
+
+        # msgspec.DecodeError (and ValidationError) are ValueErrors.
+        return (msgspec.json.Decoder().decode, msgspec.json.Encoder().encode, (ValueError, RecursionError), True)
     if name == "simdjson":
         import simdjson
 
         # simdjson.loads takes bytes, bytearray and memoryview; it raises RuntimeError for out-of-range integers.
-        return simdjson.loads, _stdlib_dumps, (ValueError, RuntimeError)
-    return _stdlib_loads, _stdlib_dumps, (ValueError,)
+        return simdjson.loads, _stdlib_dumps, (ValueError, RuntimeError), False
+    return _stdlib_loads, _stdlib_dumps, (ValueError, RecursionError), False
 
 
-#: The backend in use: "orjson", "simdjson" or "json".
+#: The backend in use: "orjson", "msgspec", "simdjson" or "json".
 BACKEND: str = select_backend(os.environ.get("GATEWAY_JSON"))
 
 loads: Callable[[bytes | bytearray | memoryview], Any]
 dumps: Callable[[Any], bytes]
 DECODE_ERRORS: tuple[type[BaseException], ...]
-loads, dumps, DECODE_ERRORS = _build(BACKEND)
+#: True when ``loads`` reads a memoryview in place (orjson, msgspec): a slice of a large payload need not be copied.
+VIEWS: bool
+loads, dumps, DECODE_ERRORS, VIEWS = _build(BACKEND)

@@ -476,10 +476,21 @@ class Shard:
         self._pump()
 
     def _on_message(self, opcode: int, message: bytes) -> None:
+        """Must not raise (see GatewayConnection): only PayloadError and CompressionError are expected here; any
+        other exception is a bug or a hostile payload reaching one, logged with its traceback by _unexpected."""
         now = self._loop.time()  # type: ignore[union-attr]
         proto = self._proto
+        receiver = self._receiver  # Receiver.feed's two steps, inline (one frame and one tuple less per message)
+        inflate = receiver.inflate
+        payload = None
         try:
-            scanned = self._receive(message, opcode != OP_TEXT)
+            if inflate is not None and opcode != OP_TEXT:
+                payload = inflate(message)
+                if payload is None:
+                    return
+            else:
+                payload = message
+            op, seq, name, d_start, d_end, wanted = receiver.scan(payload)
         except CompressionError as exc:
             proto.compression_error(exc, now)
             self._pump()
@@ -487,15 +498,29 @@ class Shard:
         except PayloadError as exc:
             proto.payload_error(exc, now)  # counts it in payload_errors
             return
-        if scanned is None:
+        except Exception as exc:
+            self._unexpected(exc, message, now, stream_suspect=payload is None and inflate is not None)
             return
-        op, seq, name, payload, d_start, d_end, wanted = scanned
-        if proto.receive(op, seq, name, payload, d_start, d_end, now) and wanted:
-            self._queue.append(Event(name, op, seq, payload, d_start, d_end, self._number))
-            if self._waiter is not None:
-                self._wake()
-        # A plain dispatch changes no deadline; it can only release queued commands, which shows in has_output.
-        if op != 0 or proto.has_output or name == "READY" or name == "RESUMED":
+        try:
+            if proto.receive(op, seq, name, payload, d_start, d_end, now) and wanted:
+                self._queue.append(Event(name, op, seq, payload, d_start, d_end, self._number))
+                if self._waiter is not None:
+                    self._wake()
+            # A plain dispatch changes no deadline; it can only release queued commands, which shows in has_output.
+            if op != 0 or proto.has_output or name == "READY" or name == "RESUMED":
+                self._pump()
+        except Exception as exc:
+            self._unexpected(exc, payload, now, stream_suspect=False)
+
+    def _unexpected(self, error: Exception, payload: bytes, now: float, *, stream_suspect: bool) -> None:
+        """An exception _on_message does not expect: logged with its traceback, counted in ``payload_errors`` and
+        the payload skipped; when it came out of the inflater (``stream_suspect``) the stream state is unknown, so
+        the connection is replaced and the session resumed, as for a CompressionError."""
+        logger.error("shard %s: unexpected %s while receiving a %d-byte message (a bug: please report it)",
+                     self._proto.shard_id, type(error).__name__, len(payload), exc_info=error)
+        self._proto.payload_errors += 1
+        if stream_suspect:
+            self._proto.compression_error(CompressionError(f"unexpected {type(error).__name__}"), now)
             self._pump()
 
     def _on_connection_close(self, code: int | None, reason: str) -> None:

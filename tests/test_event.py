@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
+import msgspec
 import pytest
 
 from gateway import _json
@@ -91,7 +93,7 @@ def test_json_loads_accepts_bytes_and_memoryview_and_dumps_is_compact_bytes() ->
     out = _json.dumps({"a": [1, "é"], "b": None})
     assert isinstance(out, bytes)
     assert out == '{"a":[1,"é"],"b":null}'.encode()
-    assert _json.BACKEND in ("orjson", "simdjson", "json")
+    assert _json.BACKEND in ("orjson", "msgspec", "simdjson", "json")
 
 
 def test_json_decode_errors_cover_bad_input() -> None:
@@ -103,13 +105,13 @@ def test_json_decode_errors_cover_bad_input() -> None:
 def test_select_backend() -> None:
     assert _json.select_backend("json") == "json"
     assert _json.select_backend(" JSON ") == "json"
-    assert _json.select_backend(None) in ("orjson", "simdjson", "json")
+    assert _json.select_backend(None) in ("orjson", "msgspec", "simdjson", "json")
     assert _json.select_backend("auto") == _json.select_backend("")
     with pytest.raises(ValueError):
         _json.select_backend("ujson")
 
 
-@pytest.mark.parametrize("backend", ["json", "simdjson", "orjson"])
+@pytest.mark.parametrize("backend", ["json", "simdjson", "msgspec", "orjson"])
 def test_gateway_json_env_forces_the_backend(backend: str) -> None:
     pytest.importorskip(backend)
     code = (
@@ -121,3 +123,154 @@ def test_gateway_json_env_forces_the_backend(backend: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [backend, "{'v':", "10}", "b'{\"a\":1}'"]
+
+
+# ---- get(key, default): one top-level key of d, decoded alone (both envelope twins) ----
+
+
+@pytest.fixture
+def event_twin(envelope: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Event.get through the given envelope twin's find_member."""
+    import gateway.event
+
+    monkeypatch.setattr(gateway.event, "find_member", envelope.find_member)
+    return envelope
+
+
+def test_get_matches_data_on_the_corpus(event_twin: Any) -> None:
+    import gateway.event
+    from bench.corpus import generate_steady
+
+    for payload in generate_steady(count=400):
+        data = Event.from_payload(payload).data
+        fresh = Event.from_payload(payload)
+        keys = list(data) if isinstance(data, dict) else []
+        for key in keys + ["no-such-key"]:
+            assert fresh.get(key, "absent") == (data.get(key, "absent") if isinstance(data, dict) else "absent")
+        assert fresh._data is gateway.event._NOT_DECODED  # get never decoded the whole of d
+
+
+def test_get_defaults_and_after_data(event_twin: Any) -> None:
+    assert build(b'{"op":11}').get("a", 5) == 5
+    assert build(b'{"op":0,"t":"X","d":[1]}').get("a") is None
+    assert build(b'{"op":0,"t":"X","d":null}').get("a", 1) == 1
+    event = build(b'{"op":0,"t":"X","d":{"a":{"b":[1,2]},"c":"\\u00e9"}}')
+    assert event.get("a") == {"b": [1, 2]} and event.get("c") == "\u00e9"
+    assert event.data == {"a": {"b": [1, 2]}, "c": "\u00e9"}
+    assert event.get("c") == "\u00e9" and event.get("zz", 0) == 0  # from the decoded dict now
+
+
+def test_get_errors_name_the_event(event_twin: Any) -> None:
+    broken_value = build(b'{"op":0,"t":"MESSAGE_CREATE","d":{"a":[tru],"b":1}}')
+    assert broken_value.get("b") == 1  # other values are skipped, not validated
+    with pytest.raises(PayloadError, match="MESSAGE_CREATE event: d\\['a'\\]") as caught:
+        broken_value.get("a")
+    assert caught.value.payload == broken_value.raw
+    broken_object = build(b'{"op":0,"t":"MESSAGE_CREATE","d":{"a" 1}}')
+    with pytest.raises(PayloadError, match="MESSAGE_CREATE event: .*d is not a valid JSON object"):
+        broken_object.get("zz")
+
+
+def test_get_on_deep_values(event_twin: Any) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    event = build(b'{"op":0,"t":"X","d":{"deep":' + deep + b',"a":1}}')
+    assert event.get("a") == 1
+    with pytest.raises(PayloadError, match="X event"):
+        event.get("deep")  # no JSON backend decodes 100,000 levels
+    with pytest.raises(PayloadError, match="X event"):
+        event.data
+
+
+# ---- decode(type): msgspec into the caller's type ----
+
+class Author(msgspec.Struct):
+    id: str
+    username: str
+
+
+class MessageCreate(msgspec.Struct):
+    id: str
+    channel_id: str
+    content: str
+    author: Author
+    guild_id: str | None = None
+
+
+MESSAGE = (
+    b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"id":"1","type":0,"channel_id":"2","content":"hi \\u2603",'
+    b'"author":{"id":"7","username":"u","avatar":null,"flags":[1,{"x":2}]},"embeds":[],"mentions":[{"id":"8"}]}}'
+)
+
+
+def test_decode_into_a_struct_skips_unknown_fields() -> None:
+    message = build(MESSAGE).decode(MessageCreate)
+    assert message == MessageCreate(id="1", channel_id="2", content="hi \u2603", author=Author(id="7", username="u"))
+
+
+def test_decode_any_msgspec_type_and_one_cached_decoder_per_type() -> None:
+    import gateway.event
+
+    event = build(MESSAGE)
+    assert event.decode(dict)["id"] == "1"
+    assert event.decode(dict[str, Any])["author"]["id"] == "7"
+    first = gateway.event._DECODERS[MessageCreate] if MessageCreate in gateway.event._DECODERS else None
+    event.decode(MessageCreate)
+    decoder = gateway.event._DECODERS[MessageCreate]
+    assert first is None or first is decoder
+    build(MESSAGE).decode(MessageCreate)
+    assert gateway.event._DECODERS[MessageCreate] is decoder
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"id":"1"}}',  # required fields missing
+        b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"id":1,"channel_id":"2","content":"","author":{}}}',  # wrong type
+        b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"id":tru}}',  # not JSON
+        b'{"t":"MESSAGE_CREATE","s":3,"op":0}',  # no d
+        b'{"t":"MESSAGE_CREATE","s":3,"op":0,"d":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep
+    ],
+)
+def test_decode_errors_are_payload_errors_naming_the_event(payload: bytes) -> None:
+    with pytest.raises(PayloadError, match="MESSAGE_CREATE event: d does not decode as MessageCreate") as caught:
+        build(payload).decode(MessageCreate)
+    assert caught.value.payload == payload
+
+
+def test_decode_without_msgspec_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.event
+
+    monkeypatch.setattr(gateway.event, "_DECODERS", {})
+    monkeypatch.setitem(sys.modules, "msgspec", None)
+    monkeypatch.setitem(sys.modules, "msgspec.json", None)
+    with pytest.raises(ImportError, match=r"gateway\[speed\]"):
+        build(MESSAGE).decode(MessageCreate)
+    assert build(MESSAGE).get("id") == "1" and build(MESSAGE).data["id"] == "1"  # the rest works without it
+
+
+def test_every_backend_reads_slices_and_gives_decode_errors_on_deep_input() -> None:
+    payload = b'xx{"a":[1,2]}yy'
+    with pytest.raises(_json.DECODE_ERRORS):
+        _json.loads(b"[" * 100_000 + b"]" * 100_000)
+    for backend in ("json", "simdjson", "msgspec", "orjson"):
+        pytest.importorskip(backend)
+        loads, _, errors, views = _json._build(backend)
+        assert loads(memoryview(payload)[2:13]) == loads(payload[2:13]) == {"a": [1, 2]}
+        assert views == (backend in ("orjson", "msgspec"))
+        with pytest.raises(errors):
+            loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_large_d_and_values_decode_from_a_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.event
+
+    seen: list[type] = []
+    real = _json.loads
+    monkeypatch.setattr(_json, "loads", lambda text: seen.append(type(text)) or real(text))
+    big = json.dumps({"members": ["x" * 10] * 1000, "id": "5"}).encode()
+    event = build(b'{"op":0,"t":"GUILD_CREATE","s":1,"d":' + big + b"}")
+    assert event.get("id") == "5" and len(event.get("members")) == 1000
+    assert event.data["id"] == "5"
+    view = memoryview if _json.VIEWS else bytes
+    assert seen == [bytes, view, view]
+    assert gateway.event._VIEW_THRESHOLD < len(big)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["scan_envelope", "EventFilter"]
+__all__ = ["scan_envelope", "EventFilter", "find_member"]
 
 def scan_envelope(payload: bytes) -> tuple[int, int | None, str | None, int, int]: ...
+
+def find_member(payload: bytes, start: int, end: int, key: str) -> tuple[int, int]: ...
 
 class EventFilter:
     def __init__(self, wanted: int) -> None: ...

@@ -8,20 +8,21 @@ become 64-bit masks, escaped bytes are removed, a prefix XOR of the quotes gives
 bracket depth is only walked bit by bit in a block where it could return to zero. The semantics are exactly the
 pure twin's: a backslash escapes the byte after it, quotes toggle strings, brackets count outside strings.
 Known ``t`` names are found in a small C hash table and returned as the interned ``FLAG_BY_NAME`` key, so no
-string is allocated for them. Measured (2026-11-28, this 2-core Xeon, timeit medians of 7): 885-byte MESSAGE_CREATE
+string is allocated for them. ``find_member`` walks the members of ``d`` with the same helpers (``Event.get``); a
+string is skipped with memchr between quotes, counting the backslashes before each one. Measured (2026-11-28, this 2-core Xeon, timeit medians of 7): 885-byte MESSAGE_CREATE
 180 ns with AVX2 (255 ns portable), ``{"op":11,...}`` 88 ns; the pure twin 4.9 us and 0.7 us.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 import json
 
 from gateway.errors import PayloadError
 from gateway.flags import FLAG_BY_NAME, OPCODE_NAMES
 
-__all__ = ["scan_envelope", "EventFilter"]
+__all__ = ["scan_envelope", "EventFilter", "find_member"]
 
 cdef extern from *:
     """
@@ -296,13 +297,23 @@ cdef inline Py_ssize_t _skip_whitespace(const unsigned char *data, Py_ssize_t si
 
 
 cdef Py_ssize_t _string_end(const unsigned char *data, Py_ssize_t size, Py_ssize_t opening, bytes payload) except -1:
+    """Index just after the quote closing the string that opens at ``opening``: memchr finds each quote, and the
+    quote closes the string when an even number of backslashes precedes it (the same answer as walking the string
+    with "a backslash escapes the byte after it"; the opening quote bounds the backward count)."""
     cdef Py_ssize_t position = opening + 1
-    cdef unsigned char c
+    cdef Py_ssize_t quote, run
+    cdef const unsigned char *found
     while position < size:
-        c = data[position]
-        if c == QUOTE:
-            return position + 1
-        position += 2 if c == BACKSLASH else 1
+        found = <const unsigned char *>memchr(data + position, QUOTE, <size_t>(size - position))
+        if found == NULL:
+            break
+        quote = found - data
+        run = 0
+        while data[quote - 1 - run] == BACKSLASH:
+            run += 1
+        if run % 2 == 0:
+            return quote + 1
+        position = quote + 1
     raise _error("unterminated string", payload)
 
 
@@ -472,7 +483,15 @@ cdef inline bint _small_integer(const unsigned char *text, Py_ssize_t length, lo
     return True
 
 
+cdef object _CONTAINER = object()
+
+
 cdef object _decode_value(bytes payload, Py_ssize_t start, Py_ssize_t end):
+    """The slow path: json decodes one value's own text; a container is never decoded (the sentinel fails the
+    caller's type check), so no nesting depth can make it recurse."""
+    cdef unsigned char first = (<const unsigned char *>PyBytes_AS_STRING(payload))[start]
+    if first == OPEN_BRACE or first == OPEN_BRACKET:
+        return _CONTAINER
     try:
         return json.loads(payload[start:end])
     except ValueError as exc:
@@ -555,6 +574,78 @@ def scan_envelope(payload: bytes) -> tuple:
     else:
         name = None
     return op, seq, name, spans.d_start, spans.d_end
+
+
+def find_member(bytes payload not None, Py_ssize_t start, Py_ssize_t end, str key) -> tuple:
+    """Span ``(value_start, value_end)`` of the value of top-level ``key`` in the object ``payload[start:end]``.
+
+    ``(-1, -1)`` when the key is absent or ``payload[start:end]`` is not an object (its first byte is not ``{``).
+    Keys are compared after JSON unescaping; with duplicate keys the last one wins, as with ``json.loads``. The
+    object is checked as the envelope is (keys, colons, commas, the end, scalars; containers skipped structurally,
+    any depth), so a malformed ``d`` raises PayloadError (with ``.payload``), whatever ``key`` is asked for.
+    """
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    if not 0 <= start <= end <= size:
+        raise ValueError(f"span {start}:{end} is outside the payload (length {size})")
+    cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
+    if start == end or data[start] != OPEN_BRACE:
+        return -1, -1
+    cdef bytes wanted = key.encode("utf-8")
+    cdef Py_ssize_t found_start = -1, found_end = -1
+    try:
+        _find_in_object(payload, data, start, end, key, wanted, &found_start, &found_end)
+    except PayloadError as exc:
+        raise _error("d is not a valid JSON object", payload) from exc
+    return found_start, found_end
+
+
+cdef int _find_in_object(bytes payload, const unsigned char *data, Py_ssize_t start, Py_ssize_t size, str key,
+                         bytes wanted, Py_ssize_t *found_start, Py_ssize_t *found_end) except -1:
+    """The member walk of find_member over data[start:size] (positions in errors are relative to start)."""
+    cdef const char *wanted_text = PyBytes_AS_STRING(wanted)
+    cdef Py_ssize_t wanted_length = PyBytes_GET_SIZE(wanted)
+    cdef Py_ssize_t position, key_end, value_start, value_end, i
+    cdef bint is_wanted, escaped
+    position = _skip_whitespace(data, size, start + 1)
+    if position < size and data[position] == CLOSE_BRACE:
+        position += 1
+    else:
+        while True:
+            if position >= size or data[position] != QUOTE:
+                raise _error(f"expected a key and ':' at {position - start}", payload)
+            key_end = _string_end(data, size, position, payload)
+            escaped = False
+            for i in range(position + 1, key_end - 1):
+                if data[i] == BACKSLASH:
+                    escaped = True
+                    break
+            if escaped:
+                try:
+                    is_wanted = json.loads(payload[position:key_end]) == key
+                except ValueError as exc:
+                    raise _error(f"invalid key {payload[position + 1:key_end - 1][:40]!r}: {exc}", payload) from None
+            else:
+                is_wanted = (key_end - position - 2 == wanted_length
+                             and memcmp(data + position + 1, wanted_text, wanted_length) == 0)
+            position = _skip_whitespace(data, size, key_end)
+            if position >= size or data[position] != COLON:
+                raise _error(f"expected a key and ':' at {position - start}", payload)
+            value_start = _skip_whitespace(data, size, position + 1)
+            value_end = _value_end(data, size, value_start, payload)
+            if is_wanted:
+                found_start[0] = value_start
+                found_end[0] = value_end
+            position = _skip_whitespace(data, size, value_end)
+            if position < size and data[position] == COMMA:
+                position = _skip_whitespace(data, size, position + 1)
+                continue
+            if position < size and data[position] == CLOSE_BRACE:
+                position += 1
+                break
+            raise _error(f"expected ',' or '}}' at {value_end - start}", payload)
+    if position != size:
+        raise _error(f"trailing data at {position - start}", payload)
+    return 0
 
 
 cdef class EventFilter:
