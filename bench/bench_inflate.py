@@ -189,6 +189,18 @@ def _runners() -> dict[str, tuple[str, Callable[[], Callable[[list[bytes]], Any]
 
             label = f"{twin_name} ({module.ZLIB_BACKEND})" if codec == "zlib" else twin_name
             runners[f"{codec}: {label}"] = (codec, make_twin)
+    # The pure twin on every installed backend: the measurement behind its default (README, "zlib backend").
+    from gateway import _inflate_py
+
+    for backend in _inflate_py.installed_zlib_backends():
+        if backend == _inflate_py.ZLIB_BACKEND:
+            continue
+
+        def make_backend(backend: str = backend) -> Callable[[list[bytes]], Any]:
+            feed = _inflate_py.zlib_stream_inflater(backend).feed
+            return lambda messages: [feed(m) for m in messages]
+
+        runners[f"zlib: pure twin ({backend})"] = ("zlib", make_backend)
     return runners
 
 

@@ -13,6 +13,7 @@ from ._compat import load_twin, twin_name
 if TYPE_CHECKING:
     from ._inflate_py import (
         DEFAULT_MAX_INFLATED_SIZE,
+        MAX_INFLATED_SIZE_LIMIT,
         ZLIB_SUFFIX,
         ZlibStreamInflater,
         ZstdStreamInflater,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 else:
     _impl = load_twin("inflate")
     DEFAULT_MAX_INFLATED_SIZE = _impl.DEFAULT_MAX_INFLATED_SIZE
+    MAX_INFLATED_SIZE_LIMIT = _impl.MAX_INFLATED_SIZE_LIMIT
     ZLIB_SUFFIX = _impl.ZLIB_SUFFIX
     ZlibStreamInflater = _impl.ZlibStreamInflater
     ZstdStreamInflater = _impl.ZstdStreamInflater
@@ -31,6 +33,7 @@ IMPLEMENTATION: str = twin_name(load_twin("inflate"))
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",

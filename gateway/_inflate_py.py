@@ -17,18 +17,40 @@ Discord's two transport compressions, one decompression context per connection:
   (zstd's own "next input size" hint cannot do this alone: 3 at a block boundary, but also 3 with one checksum
   byte buffered.) An empty websocket message inflates to b"".
 
-Both inflaters bound one decompressed message by ``max_size`` (InflatedTooLargeError as soon as the output passes
-it), and bound the compressed bytes a zlib inflater buffers while waiting for the marker the same way. Any error
-poisons the inflater: every later ``feed`` raises CompressionError until ``reset()``.
+What a websocket message may contain, and what ``feed`` returns (the same in both twins):
 
-The zlib backend is picked by measurement (``bench/bench_inflate.py``): ``zlib_ng`` when importable (fastest on
-~1 KB events, the steady state of a bot), else ``isal.isal_zlib`` (fastest on multi-MB payloads, slower than the
-standard library on small ones), else the standard library's ``zlib``. ``ZLIB_BACKEND`` names the one in use
-(a module attribute, not in ``__all__``: its value differs between the twins).
+* zlib-stream: any piece of the stream. Once the buffered data ends with ``00 00 FF FF``, everything buffered is
+  inflated and returned (several flushed payloads in one message come back concatenated); else None.
+* zstd-stream: whole blocks and frames, any number: a frame may end anywhere in a message and be followed by more
+  frames (or skippable frames, which give nothing). ``feed`` returns the content of all of them, concatenated.
+
+Contract (tested in ``tests/test_inflate*.py``):
+
+1. Valid streams give exactly the bytes that were compressed, in every twin and with every zlib backend.
+2. Corrupt streams give CompressionError, or InflatedTooLargeError once the output passes ``max_size``, or bytes
+   where the library cannot tell (never more than ``max_size``); never another exception class, never a hang.
+   Which of these, and which error comes first (corruption or ceiling), is the C library's decision: results are
+   identical where both twins run the same library (the compiled zlib twin and this twin on the standard library's
+   zlib load the same libz), and may differ otherwise (isal, zlib-ng; the system libzstd of the compiled twin
+   versus the one python-zstandard bundles).
+3. Any error poisons the inflater: every later ``feed`` raises CompressionError until ``reset()``.
+4. ``max_size`` is an int from 1 to MAX_INFLATED_SIZE_LIMIT, checked at construction (TypeError / ValueError).
+   Both inflaters bound one decompressed message by it, and a zlib inflater bounds the compressed bytes it buffers
+   while waiting for the marker the same way.
+
+zlib backend of this twin: the standard library's ``zlib`` by default, measured and chosen for agreement
+(``bench/bench_inflate.py``, README "Inflaters"): it is the library the compiled twin links, so the twins agree
+on corrupt input too, and on ~1 KB events it is faster than ``isal`` (which wins only on multi-MB messages) and
+within ~20 % of ``zlib-ng``. ``GATEWAY_ZLIB_BACKEND=zlib-ng`` / ``isal`` / ``zlib`` (read when this module is
+imported; an error if that backend is not installed) picks another for the process, ``zlib_stream_inflater(backend)``
+for one inflater. ``ZLIB_BACKEND`` names the default (a module attribute, not in ``__all__``: its value differs
+between the twins).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import zlib as _stdlib_zlib
 from types import ModuleType
 from typing import Union
@@ -39,6 +61,7 @@ from .errors import CompressionError, InflatedTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",
@@ -47,37 +70,68 @@ __all__ = [
 
 #: Ceiling for one decompressed gateway message (a large guild's GUILD_CREATE is tens of MB).
 DEFAULT_MAX_INFLATED_SIZE: int = 256 * 1024 * 1024
+#: The largest ``max_size`` accepted (``sys.maxsize - 1``: one more byte than the ceiling must fit a C ssize_t).
+MAX_INFLATED_SIZE_LIMIT: int = sys.maxsize - 1
 #: The bytes a Z_SYNC_FLUSH ends with; a zlib-stream gateway message is complete when the buffer ends with them.
 ZLIB_SUFFIX: bytes = b"\x00\x00\xff\xff"
 
 Buffer = Union[bytes, bytearray, memoryview]
 
 
-def _pick_zlib_backend() -> tuple[ModuleType, str]:
-    try:
-        from zlib_ng import zlib_ng
+#: The zlib backends the pure twin can run on, by the names ``GATEWAY_ZLIB_BACKEND`` and ``zlib_stream_inflater`` take.
+ZLIB_BACKENDS: tuple[str, ...] = ("zlib", "isal", "zlib-ng")
 
-        return zlib_ng, "zlib-ng"
-    except ImportError:
-        pass
-    try:
+
+def load_zlib_backend(name: str) -> ModuleType:
+    """The zlib-compatible module of backend ``name`` (one of ZLIB_BACKENDS); ImportError when it is not installed."""
+    if name == "zlib":
+        return _stdlib_zlib
+    if name == "isal":
         from isal import isal_zlib
 
-        return isal_zlib, "isal"
-    except ImportError:
-        pass
-    return _stdlib_zlib, "zlib"
+        return isal_zlib
+    if name == "zlib-ng":
+        from zlib_ng import zlib_ng
+
+        return zlib_ng
+    raise ValueError(f"unknown zlib backend {name!r} (use one of {', '.join(ZLIB_BACKENDS)})")
 
 
-_zlib, ZLIB_BACKEND = _pick_zlib_backend()
-_zlib_error: type[Exception] = _zlib.error
+def installed_zlib_backends() -> list[str]:
+    """The names in ZLIB_BACKENDS whose module can be imported here."""
+    installed = []
+    for name in ZLIB_BACKENDS:
+        try:
+            load_zlib_backend(name)
+        except ImportError:
+            continue
+        installed.append(name)
+    return installed
+
+
+def _default_zlib_backend() -> str:
+    chosen = os.environ.get("GATEWAY_ZLIB_BACKEND", "").strip().lower()
+    if not chosen:
+        return "zlib"
+    if chosen not in ZLIB_BACKENDS:
+        raise ValueError(f"GATEWAY_ZLIB_BACKEND={chosen!r} is not a zlib backend (use one of {', '.join(ZLIB_BACKENDS)})")
+    try:
+        load_zlib_backend(chosen)
+    except ImportError as exc:
+        raise ImportError(f"GATEWAY_ZLIB_BACKEND={chosen!r} but that backend is not installed ({exc})") from None
+    return chosen
+
+
+#: The backend every ZlibStreamInflater of this twin uses unless told otherwise (see the module docstring).
+ZLIB_BACKEND: str = _default_zlib_backend()
+_zlib: ModuleType = load_zlib_backend(ZLIB_BACKEND)  # the default backend's module (tests read its error text)
 
 
 def _check_max_size(max_size: object) -> int:
     if isinstance(max_size, bool) or not isinstance(max_size, int):
         raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
+    if not 1 <= max_size <= MAX_INFLATED_SIZE_LIMIT:
+        raise ValueError(f"max_size must be between 1 and {MAX_INFLATED_SIZE_LIMIT} (bytes), got {max_size}")
     return max_size
 
 
@@ -93,22 +147,33 @@ class ZlibStreamInflater:
     marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
     """
 
-    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error")
+    __slots__ = ("_max_size", "_decompressor", "_buffer", "_error", "_zlib", "_zlib_error", "_backend")
 
     def __init__(self, max_size: int = DEFAULT_MAX_INFLATED_SIZE) -> None:
         self._max_size: int = _check_max_size(max_size)
-        self._decompressor = _zlib.decompressobj()
         self._buffer = bytearray()
         self._error: str | None = None
+        self._use_backend(ZLIB_BACKEND)
+
+    def _use_backend(self, name: str) -> None:
+        self._zlib: ModuleType = load_zlib_backend(name)
+        self._zlib_error: type[Exception] = self._zlib.error
+        self._backend = name
+        self.reset()
 
     @property
     def max_size(self) -> int:
         """The ceiling for one decompressed message (read-only)."""
         return self._max_size
 
+    @property
+    def backend(self) -> str:
+        """The zlib library this inflater runs on: one of ZLIB_BACKENDS ("zlib": the libz the compiled twin links)."""
+        return self._backend
+
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
-        self._decompressor = _zlib.decompressobj()
+        self._decompressor = self._zlib.decompressobj()
         self._buffer.clear()
         self._error = None
 
@@ -121,6 +186,8 @@ class ZlibStreamInflater:
         """Add one websocket message; return the gateway payload it completes, or None if more must come."""
         if self._error is not None:
             raise _poisoned(self._error)
+        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
+            message = message.cast("B")  # positions count bytes, as in the compiled twin
         buffer = self._buffer
         if not buffer and message[-4:] == ZLIB_SUFFIX:
             data: Buffer = message  # fast path: one complete message, no copy
@@ -141,7 +208,7 @@ class ZlibStreamInflater:
             raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
         try:
             inflated = decompressor.decompress(data, self._max_size + 1)
-        except _zlib_error as exc:
+        except self._zlib_error as exc:
             raise self._fail(CompressionError(f"zlib-stream: corrupt data ({exc})")) from None
         if buffer:
             buffer.clear()
@@ -152,6 +219,16 @@ class ZlibStreamInflater:
         if decompressor.eof and decompressor.unused_data:
             raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
         return inflated
+
+
+def zlib_stream_inflater(backend: str, max_size: int = DEFAULT_MAX_INFLATED_SIZE) -> ZlibStreamInflater:
+    """A pure ZlibStreamInflater on zlib backend ``backend`` (one of ZLIB_BACKENDS) instead of the default.
+
+    For tests and benchmarks that compare backends in one process; ImportError when ``backend`` is not installed.
+    """
+    inflater = ZlibStreamInflater(max_size)
+    inflater._use_backend(backend)
+    return inflater
 
 
 # zstd frame walk (RFC 8878). Stages; the "collect" ones gather their bytes in _header to parse them.
@@ -218,6 +295,8 @@ class ZstdStreamInflater:
         """Decompress one websocket message (one gateway message) and return it."""
         if self._error is not None:
             raise _poisoned(self._error)
+        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
+            message = message.cast("B")  # positions count bytes, as in the compiled twin
         try:
             inflated = self._decompress(message)
         except zstandard.ZstdError as exc:
@@ -255,12 +334,12 @@ class ZstdStreamInflater:
             produced = position = 0
         view = memoryview(message).cast("B")
         while position < size:
-            step = ((max_size - produced) >> 17) + 16
-            part = stream.decompress(view[position : position + step])
-            position += step
-            if stream.eof:
-                position -= len(stream.unused_data)
+            end = min(size, position + ((max_size - produced) >> 17) + 16)
+            part = stream.decompress(view[position:end])
+            if stream.eof:  # the frame ended inside this slice: what zstd left unused starts the next frame
+                end -= len(stream.unused_data)
                 stream = self._stream = self._decompressor.decompressobj()
+            position = end
             produced += len(part)
             if produced > max_size:
                 raise self._too_large()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from types import ModuleType
@@ -279,6 +282,23 @@ def test_zstd_frame_ends_then_stream_continues(inflate: ModuleType) -> None:
     assert [inflater.feed(m) for m in messages] == PAYLOADS[:22]
 
 
+@pytest.mark.parametrize("second_size", [18, 3000])
+@pytest.mark.parametrize("max_size", [1 << 20, 256 * 1024 * 1024])
+def test_zstd_message_with_a_frame_end_and_then_a_whole_frame(inflate: ModuleType, second_size: int, max_size: int) -> None:
+    """Issue 16 (../shared/findings/twin-fuzz/zstd-frame-end-01.py, -02.py): a message longer than the pure twin's
+    feeding step that ends one frame and holds another: both payloads, whole (the pure twin once lost the second,
+    or raised CompressionError inside it)."""
+    rng = random.Random(1)
+    first = b'{"op":0,"d":{"content":"' + rng.randbytes(3000).hex().encode() + b'"}}'
+    second = rng.randbytes(second_size // 2).hex().encode()
+    compressor = zstandard.ZstdCompressor(level=3)
+    message = compressor.compress(first) + compressor.compress(second)
+    assert len(message) > (max_size >> 17) + 16  # past the first step
+    inflater = inflate.ZstdStreamInflater(max_size)
+    assert inflater.feed(message) == first + second
+    assert inflater.feed(compressor.compress(b"next")) == b"next"
+
+
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_zstd_accepts_buffer_types(inflate: ModuleType, kind: type) -> None:
     inflater = inflate.ZstdStreamInflater()
@@ -432,6 +452,41 @@ def test_max_size_is_checked(inflate: ModuleType, max_size: object, error: type[
         inflate.make_inflater(None, max_size)
 
 
+LIMIT = sys.maxsize - 1  # MAX_INFLATED_SIZE_LIMIT: one more byte than the ceiling must fit a C ssize_t
+
+
+@pytest.mark.parametrize("max_size", [0, -1, -(2**64), LIMIT + 1, 2**63, 2**64, 2**100])
+def test_max_size_out_of_range_is_a_value_error_at_construction(inflate: ModuleType, max_size: int) -> None:
+    """Both twins reject an out-of-range ceiling the same way, when the inflater is made (never at the first feed)."""
+    assert inflate.MAX_INFLATED_SIZE_LIMIT == LIMIT
+    for make in (
+        inflate.ZlibStreamInflater,
+        inflate.ZstdStreamInflater,
+        functools.partial(inflate.make_inflater, "zlib-stream"),
+        functools.partial(inflate.make_inflater, "zstd-stream"),
+        functools.partial(inflate.make_inflater, None),
+    ):
+        with pytest.raises(ValueError) as raised:
+            make(max_size)
+        assert str(raised.value) == f"max_size must be between 1 and {LIMIT} (bytes), got {max_size}"
+
+
+@pytest.mark.parametrize("max_size", [1, 2, LIMIT - 1, LIMIT])
+def test_max_size_edges_that_are_accepted_work(inflate: ModuleType, max_size: int) -> None:
+    payload = b"x"
+    zlib_inflater = inflate.ZlibStreamInflater(max_size)
+    zstd_inflater = inflate.ZstdStreamInflater(max_size)
+    assert zlib_inflater.max_size == zstd_inflater.max_size == max_size
+    assert zlib_inflater.feed(zlib_stream([payload])[0]) == payload
+    assert zstd_inflater.feed(zstd_stream([payload])[0]) == payload
+    too_big = b"yy"
+    if max_size == 1:
+        with pytest.raises(InflatedTooLargeError):
+            zlib_inflater.feed(zlib_stream([payload, too_big])[1])
+    else:
+        assert zstd_inflater.feed(zstd_stream([payload, too_big])[1]) == too_big
+
+
 def test_max_size_is_read_only(inflate: ModuleType) -> None:
     for inflater in (inflate.ZlibStreamInflater(10), inflate.ZstdStreamInflater(10)):
         with pytest.raises(AttributeError):
@@ -448,7 +503,7 @@ def test_feed_rejects_text(inflate: ModuleType) -> None:
 
 def test_public_names(inflate: ModuleType) -> None:
     assert sorted(inflate.__all__) == sorted(
-        ["DEFAULT_MAX_INFLATED_SIZE", "ZLIB_SUFFIX", "ZlibStreamInflater", "ZstdStreamInflater", "make_inflater"]
+        ["DEFAULT_MAX_INFLATED_SIZE", "MAX_INFLATED_SIZE_LIMIT", "ZLIB_SUFFIX", "ZlibStreamInflater", "ZstdStreamInflater", "make_inflater"]
     )
     assert inflate.ZLIB_SUFFIX == b"\x00\x00\xff\xff"
     assert isinstance(inflate.ZLIB_BACKEND, str) and inflate.ZLIB_BACKEND
@@ -480,3 +535,92 @@ def test_corpus_golden_replay_zstd(inflate: ModuleType) -> None:
     payloads = steady_corpus()
     inflater = inflate.ZstdStreamInflater()
     assert [inflater.feed(m) for m in corpus.compress_zstd(payloads)] == payloads
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zstd"])
+def test_ceiling_holds_after_another_inflater_grew_the_shared_buffer(inflate: ModuleType, codec: str) -> None:
+    """The compiled twin shares one output buffer per thread: a small ceiling must hold when it is large."""
+    encode = zlib_stream if codec == "zlib" else zstd_stream
+    make = inflate.ZlibStreamInflater if codec == "zlib" else inflate.ZstdStreamInflater
+    big = random.Random(3).randbytes(300_000)
+    assert make().feed(encode([big])[0]) == big  # grows the buffer past 256 KiB for this message
+    payload = b"0123456789" * 100
+    assert make(max_size=1000).feed(encode([payload])[0]) == payload
+    small = make(max_size=999)
+    with pytest.raises(InflatedTooLargeError):
+        small.feed(encode([payload])[0])
+    first, second = make(max_size=2000), make(max_size=2000)
+    first_messages, second_messages = encode([payload, big[:1500]]), encode([big[:1500], payload])
+    assert [first.feed(first_messages[0]), second.feed(second_messages[0])] == [payload, big[:1500]]
+    assert [second.feed(second_messages[1]), first.feed(first_messages[1])] == [payload, big[:1500]]
+
+
+def test_memoryview_of_wider_items_is_read_as_bytes(inflate: ModuleType) -> None:
+    """Positions count bytes in both twins, whatever the item size of a memoryview (the compiled twin reads the
+    raw buffer; the pure one once counted 4-byte items and lost the zstd frame)."""
+    import array
+
+    payload = next(p for p in (b"x" * n + b"hello" for n in range(64)) if len(zlib_stream([p])[0]) % 4 == 0)
+    assert inflate.ZlibStreamInflater().feed(memoryview(array.array("I", zlib_stream([payload])[0]))) == payload
+    compressor = zstandard.ZstdCompressor()
+    payload = next(p for p in (b"y" * n + b"abc" for n in range(64)) if len(compressor.compress(p)) % 4 == 0)
+    assert inflate.ZstdStreamInflater().feed(memoryview(array.array("I", compressor.compress(payload)))) == payload
+
+
+# ---------------------------------------------------------------- pure twin's zlib backend
+
+
+def test_pure_default_zlib_backend_is_the_standard_library() -> None:
+    """The default is stdlib zlib (the compiled twin's library) unless GATEWAY_ZLIB_BACKEND names another."""
+    from gateway import _inflate_py
+
+    chosen = os.environ.get("GATEWAY_ZLIB_BACKEND", "").strip().lower() or "zlib"
+    assert _inflate_py.ZLIB_BACKEND == chosen
+    assert _inflate_py.ZlibStreamInflater().backend == chosen
+    assert "zlib" in _inflate_py.installed_zlib_backends()
+
+
+@pytest.mark.parametrize("backend", ["zlib", "isal", "zlib-ng"])
+def test_gateway_zlib_backend_env_picks_the_pure_backend(backend: str) -> None:
+    from gateway import _inflate_py
+
+    if backend not in _inflate_py.installed_zlib_backends():
+        pytest.skip(f"{backend} not installed")
+    code = (
+        "from gateway import _inflate_py as p, _inflate as s; import zlib;"
+        "c = zlib.compressobj(); i = p.ZlibStreamInflater();"
+        "assert i.feed(c.compress(b'hi') + c.flush(zlib.Z_SYNC_FLUSH)) == b'hi';"
+        "print(p.ZLIB_BACKEND, i.backend, s.IMPLEMENTATION)"
+    )
+    env = {**os.environ, "GATEWAY_ZLIB_BACKEND": backend.upper(), "GATEWAY_NO_SPEEDUPS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [backend, backend, "pure"]
+
+
+@pytest.mark.parametrize(("value", "error"), [("zlib-fast", "ValueError: GATEWAY_ZLIB_BACKEND='zlib-fast' is not a zlib backend")])
+def test_gateway_zlib_backend_env_rejects_unknown_names(value: str, error: str) -> None:
+    env = {**os.environ, "GATEWAY_ZLIB_BACKEND": value}
+    done = subprocess.run([sys.executable, "-c", "import gateway._inflate_py"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert error in done.stderr
+
+
+def test_zlib_inflater_names_its_backend(inflate: ModuleType) -> None:
+    inflater = inflate.ZlibStreamInflater()
+    assert inflater.backend in ("zlib", "isal", "zlib-ng")
+    if inflate.__name__.startswith("gateway._speedups."):
+        assert inflater.backend == "zlib"
+    with pytest.raises(AttributeError):
+        inflater.backend = "isal"  # type: ignore[misc]
+
+
+def test_zlib_stream_inflater_pins_one_backend() -> None:
+    from gateway import _inflate_py
+
+    for backend in _inflate_py.installed_zlib_backends():
+        inflater = _inflate_py.zlib_stream_inflater(backend, max_size=10)
+        assert (inflater.backend, inflater.max_size) == (backend, 10)
+        assert inflater.feed(zlib_stream([b"abc"])[0]) == b"abc"
+    with pytest.raises(ValueError, match="unknown zlib backend 'brotli'"):
+        _inflate_py.zlib_stream_inflater("brotli")

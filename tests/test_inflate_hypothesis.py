@@ -1,12 +1,22 @@
-"""Differential property tests: the compiled and the pure inflation twins agree on every input.
+"""Differential and contract property tests of the inflation twins on valid and corrupt input.
 
-Both twins are imported directly; a missing compiled twin fails these tests (it is not skipped).
+The contract (``gateway/_inflate_py.py`` docstring, README "Inflaters: what a message may contain"): valid streams
+give identical bytes everywhere; corrupt ones give CompressionError, InflatedTooLargeError past the ceiling, or
+bytes where the library cannot tell, never another exception and never output over the ceiling. So:
+
+* exact comparison where both twins run the same C library: the compiled zlib twin and the pure twin pinned to the
+  standard library's zlib (both use the process's libz);
+* the contract for every other pairing: the pure twin on isal or zlib-ng, and zstd (the compiled twin links the
+  system libzstd, python-zstandard bundles its own), checked on each inflater on its own.
+
+Tests of the compiled twin carry the ``speedups`` mark (a missing compiled twin fails them; ``--no-speedups``
+deselects them). Examples are drawn under the suite's hypothesis profile, deterministic in CI.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 import zstandard
@@ -21,16 +31,40 @@ try:
 except ImportError:  # a pure install: every test here carries the speedups mark, which --no-speedups deselects
     compiled = None  # type: ignore[assignment]
 
-pytestmark = pytest.mark.speedups
+speedups = pytest.mark.speedups
 
 
-@pytest.fixture(autouse=True)
-def _compiled_twin_is_built() -> None:
+def compiled_twin() -> Any:
     if compiled is None:
         pytest.fail("compiled twin gateway._speedups._inflate is missing; build it or run with --no-speedups")
+    return compiled
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DEFAULT = pure.DEFAULT_MAX_INFLATED_SIZE
+
+
+def backend_param(backend: str) -> Any:
+    installed = backend in pure.installed_zlib_backends()
+    return pytest.param(backend, id=backend, marks=pytest.mark.skipif(not installed, reason=f"{backend} not installed"))
+
+
+#: Every zlib inflater: the compiled twin, and the pure twin on each backend (uninstalled ones are skipped).
+ZLIB_INFLATERS = [
+    pytest.param("compiled", id="compiled", marks=speedups),
+    *(backend_param(backend) for backend in pure.ZLIB_BACKENDS),
+]
+ZSTD_INFLATERS = [pytest.param("compiled", id="compiled", marks=speedups), pytest.param("pure", id="pure")]
+
+
+def make_zlib(which: str, max_size: int = pure.DEFAULT_MAX_INFLATED_SIZE) -> Any:
+    if which == "compiled":
+        return compiled_twin().ZlibStreamInflater(max_size)
+    return pure.zlib_stream_inflater(which, max_size)
+
+
+def make_zstd(which: str, max_size: int = pure.DEFAULT_MAX_INFLATED_SIZE) -> Any:
+    return (compiled_twin() if which == "compiled" else pure).ZstdStreamInflater(max_size)
 
 payload = st.one_of(
     st.binary(max_size=2048),
@@ -84,30 +118,34 @@ def split(data: st.DataObject, message: bytes) -> list[bytes]:
 
 
 @SETTINGS
+@pytest.mark.parametrize("which", ZLIB_INFLATERS)
 @given(items=payloads, level=st.sampled_from([1, 6, 9]), data=st.data())
-def test_zlib_random_splits_agree(items: list[bytes], level: int, data: st.DataObject) -> None:
+def test_zlib_random_splits_give_every_payload(which: str, items: list[bytes], level: int, data: st.DataObject) -> None:
     chunks = [chunk for message in zlib_messages(items, level) for chunk in split(data, message)]
-    expected = [p for p in items]
-    results = {}
-    for module in (pure, compiled):
-        inflater = module.ZlibStreamInflater()
-        results[module.__name__] = outcomes(inflater.feed, chunks)
-        assert [r for r in results[module.__name__] if r is not None] == expected
-    assert results[pure.__name__] == results[compiled.__name__]
+    assert [r for r in outcomes(make_zlib(which).feed, chunks) if r is not None] == items
+
+
+@speedups
+@SETTINGS
+@given(items=payloads, level=st.sampled_from([1, 6, 9]), data=st.data())
+def test_zlib_random_splits_agree_exactly_on_the_same_library(items: list[bytes], level: int, data: st.DataObject) -> None:
+    chunks = [chunk for message in zlib_messages(items, level) for chunk in split(data, message)]
+    assert outcomes(make_zlib("zlib").feed, chunks) == outcomes(make_zlib("compiled").feed, chunks)
 
 
 @SETTINGS
+@pytest.mark.parametrize("which", ZSTD_INFLATERS)
 @given(
     items=payloads,
     ends=st.lists(st.booleans(), min_size=8, max_size=8),
     checksum=st.booleans(),
     level=st.sampled_from([1, 3, 9]),
 )
-def test_zstd_frames_and_flushes_agree(items: list[bytes], ends: list[bool], checksum: bool, level: int) -> None:
-    messages = zstd_messages(items, ends, checksum, level)
-    for module in (pure, compiled):
-        inflater = module.ZstdStreamInflater()
-        assert [inflater.feed(m) for m in messages] == items
+def test_zstd_frames_and_flushes_give_every_payload(
+    which: str, items: list[bytes], ends: list[bool], checksum: bool, level: int
+) -> None:
+    inflater = make_zstd(which)
+    assert [inflater.feed(m) for m in zstd_messages(items, ends, checksum, level)] == items
 
 
 mutation = st.tuples(st.sampled_from(["xor", "truncate", "insert", "delete"]), st.integers(0, 10**6), st.integers(1, 255))
@@ -132,56 +170,137 @@ def mutate(messages: list[bytes], index: int, how: tuple[str, int, int]) -> list
     return messages
 
 
+PROBE_PAYLOADS = [b'{"op":11,"d":null}', b'{"op":0,"t":"READY","d":{}}']
+
+
+def expected_for_valid(items: list[bytes], max_size: int) -> list[object]:
+    """What feeding one message per payload of a valid stream gives: each payload, or the ceiling error then poison."""
+    expected: list[object] = []
+    for item in items:
+        if len(item) > max_size:
+            return [*expected, InflatedTooLargeError, ("poisoned", CompressionError)]
+        expected.append(item)
+    return expected
+
+
+def check_contract(
+    inflater: Any,
+    messages: list[bytes],
+    valid: list[bytes],
+    first_corrupt: int,
+    max_size: int,
+    fresh_stream: Callable[[list[bytes]], list[bytes]],
+    zlib_marker_rule: bool,
+) -> list[object]:
+    """Feed ``messages`` (one corrupt from index ``first_corrupt`` on) and check the contract on every outcome.
+
+    Before ``first_corrupt`` the messages are valid: exactly ``valid``'s payloads. From there: bytes (never over the
+    ceiling; for zlib exactly when the buffered data ends with the marker, else None), CompressionError or
+    InflatedTooLargeError; any other exception fails the test. After an error the inflater is poisoned; after
+    ``reset()`` a fresh stream inflates exactly. Returns the outcomes (as ``outcomes`` records them).
+    """
+    seen = outcomes(inflater.feed, messages)
+    prefix = expected_for_valid(valid[:first_corrupt], max_size)
+    assert seen[: len(prefix)] == prefix[: len(seen)]
+    pending = b""
+    for message, outcome in zip(messages, seen):
+        if isinstance(outcome, type):
+            assert issubclass(outcome, CompressionError)  # InflatedTooLargeError is one
+            break
+        if zlib_marker_rule:
+            pending += message
+            assert (outcome is None) == (not pending.endswith(pure.ZLIB_SUFFIX))
+            if outcome is None:
+                assert len(pending) <= max_size
+                continue
+            pending = b""
+        assert type(outcome) is bytes and len(outcome) <= max_size
+    if any(isinstance(outcome, type) for outcome in seen):
+        assert seen[-1] == ("poisoned", CompressionError)
+    inflater.reset()
+    assert [inflater.feed(m) for m in fresh_stream(PROBE_PAYLOADS)] == PROBE_PAYLOADS
+    return seen
+
+
+def zlib_contract(which: str, messages: list[bytes], items: list[bytes], index: int, max_size: int) -> list[object]:
+    return check_contract(
+        make_zlib(which, max_size), messages, items, index % len(messages), max_size, lambda p: zlib_messages(p, 6), True
+    )
+
+
 @SETTINGS
-@given(items=payloads, index=st.integers(0, 7), how=mutation)
-def test_corrupt_zlib_same_outcome(items: list[bytes], index: int, how: tuple[str, int, int]) -> None:
+@pytest.mark.parametrize("which", ZLIB_INFLATERS)
+@given(items=payloads, index=st.integers(0, 7), how=mutation, max_size=st.sampled_from([100, 5000, DEFAULT]))
+def test_corrupt_zlib_keeps_the_contract(
+    which: str, items: list[bytes], index: int, how: tuple[str, int, int], max_size: int
+) -> None:
     messages = mutate(zlib_messages(items, 6), index, how)
-    assert outcomes(pure.ZlibStreamInflater().feed, messages) == outcomes(compiled.ZlibStreamInflater().feed, messages)
+    zlib_contract(which, messages, items, index, max_size)
+
+
+@speedups
+@SETTINGS
+@given(items=payloads, index=st.integers(0, 7), how=mutation, max_size=st.sampled_from([100, 5000, DEFAULT]))
+def test_corrupt_zlib_same_outcome_on_the_same_library(
+    items: list[bytes], index: int, how: tuple[str, int, int], max_size: int
+) -> None:
+    """The compiled twin and the pure twin on stdlib zlib run the same libz: identical outcomes, byte for byte."""
+    messages = mutate(zlib_messages(items, 6), index, how)
+    assert outcomes(make_zlib("zlib", max_size).feed, messages) == outcomes(make_zlib("compiled", max_size).feed, messages)
+
+
+# Issue 8's falsifying example: the pure twin on isal rejected what system zlib accepts (an inserted byte that zlib
+# reads as part of a valid block). Same library: identical; isal: a library difference the contract allows.
+ISSUE_8_ITEMS = [b"\x00\x00\x00\x00\x01\x90\x90\x90\x91\x90"]
+ISSUE_8_MESSAGES = mutate(zlib_messages(ISSUE_8_ITEMS, 6), 0, ("insert", 242, 2))
+
+
+@pytest.mark.parametrize("which", ZLIB_INFLATERS)
+def test_issue_8_example_keeps_the_contract(which: str) -> None:
+    zlib_contract(which, ISSUE_8_MESSAGES, ISSUE_8_ITEMS, 0, DEFAULT)
+
+
+@speedups
+def test_issue_8_example_same_outcome_on_the_same_library() -> None:
+    assert ISSUE_8_MESSAGES == [b"x\x9cb````\x9c0a\xc2\xc4\t\x00\x02\x00\x00\x00\xff\xff"]
+    assert outcomes(make_zlib("zlib").feed, ISSUE_8_MESSAGES) == outcomes(make_zlib("compiled").feed, ISSUE_8_MESSAGES)
+    assert outcomes(make_zlib("compiled").feed, ISSUE_8_MESSAGES) == ISSUE_8_ITEMS  # system zlib accepts it
 
 
 @SETTINGS
+@pytest.mark.parametrize("which", ZSTD_INFLATERS)
 @given(
     items=payloads,
     ends=st.lists(st.booleans(), min_size=8, max_size=8),
     checksum=st.booleans(),
     index=st.integers(0, 7),
     how=mutation,
+    max_size=st.sampled_from([100, 5000, DEFAULT]),
 )
-def test_corrupt_zstd_same_outcome(
-    items: list[bytes], ends: list[bool], checksum: bool, index: int, how: tuple[str, int, int]
+def test_corrupt_zstd_keeps_the_contract(
+    which: str, items: list[bytes], ends: list[bool], checksum: bool, index: int, how: tuple[str, int, int], max_size: int
 ) -> None:
+    """No exact comparison: the compiled twin's system libzstd and python-zstandard's own differ on corrupt data."""
     messages = mutate(zstd_messages(items, ends, checksum, 3), index, how)
-    seen_pure = outcomes(pure.ZstdStreamInflater().feed, messages)
-    seen_compiled = outcomes(compiled.ZstdStreamInflater().feed, messages)
-    if how[0] == "xor" and seen_pure != seen_compiled:
-        # A flipped byte inside a compressed block keeps the frame structure (so the shared block walk agrees),
-        # and then only libzstd decides. zstandard bundles its own libzstd (1.5.7 here) while the compiled twin
-        # links the system's (1.5.4 here); newer versions detect some corrupt offsets older ones decode as
-        # garbage. Allowed: the same results up to one message where one twin raises CompressionError and the
-        # other returns bytes (nothing else may differ).
-        shorter, longer = sorted((seen_pure, seen_compiled), key=len)
-        diverge = next(i for i, (a, b) in enumerate(zip(shorter, longer)) if a != b)
-        assert shorter[:diverge] == longer[:diverge]
-        assert {type(shorter[diverge]), type(longer[diverge])} == {type, bytes}
-        assert CompressionError in (shorter[diverge], longer[diverge])
-        return
-    assert seen_pure == seen_compiled
+    check_contract(
+        make_zstd(which, max_size),
+        messages,
+        items,
+        index % len(messages),
+        max_size,
+        lambda p: zstd_messages(p, [False] * len(p), False, 3),
+        False,
+    )
 
 
 @SETTINGS
-@given(items=payloads, max_size=st.integers(1, 5000), codec=st.sampled_from(["zlib", "zstd"]))
-def test_ceiling_same_outcome(items: list[bytes], max_size: int, codec: str) -> None:
-    if codec == "zlib":
-        messages = zlib_messages(items, 6)
-        make = lambda module: module.ZlibStreamInflater(max_size)  # noqa: E731
-    else:
+@pytest.mark.parametrize("which", [*ZLIB_INFLATERS, *(pytest.param(f"zstd-{p.values[0]}", id=f"zstd-{p.id}", marks=p.marks) for p in ZSTD_INFLATERS)])
+@given(items=payloads, max_size=st.integers(1, 5000))
+def test_ceiling_on_valid_streams_is_exact(which: str, items: list[bytes], max_size: int) -> None:
+    if which.startswith("zstd-"):
         messages = zstd_messages(items, [False] * 8, False, 3)
-        make = lambda module: module.ZstdStreamInflater(max_size)  # noqa: E731
-    expected: list[object] = []
-    for item in items:
-        if len(item) > max_size:
-            expected += [InflatedTooLargeError, ("poisoned", CompressionError)]
-            break
-        expected.append(item)
-    assert outcomes(make(pure).feed, messages) == expected
-    assert outcomes(make(compiled).feed, messages) == expected
+        inflater = make_zstd(which[len("zstd-"):], max_size)
+    else:
+        messages = zlib_messages(items, 6)
+        inflater = make_zlib(which, max_size)
+    assert outcomes(inflater.feed, messages) == expected_for_valid(items, max_size)

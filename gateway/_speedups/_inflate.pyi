@@ -6,6 +6,7 @@ from typing import Union
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",
@@ -15,6 +16,7 @@ __all__ = [
 Buffer = Union[bytes, bytearray, memoryview]
 
 DEFAULT_MAX_INFLATED_SIZE: int
+MAX_INFLATED_SIZE_LIMIT: int
 ZLIB_SUFFIX: bytes
 ZLIB_BACKEND: str
 
@@ -22,6 +24,8 @@ class ZlibStreamInflater:
     def __init__(self, max_size: int = ...) -> None: ...
     @property
     def max_size(self) -> int: ...
+    @property
+    def backend(self) -> str: ...
     def reset(self) -> None: ...
     def feed(self, message: Buffer) -> bytes | None: ...
 

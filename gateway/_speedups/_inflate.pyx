@@ -3,11 +3,17 @@
 """Transport-compression inflation, compiled twin of ``gateway/_inflate_py.py`` (same names, behaviour and errors).
 
 Both inflaters call the C libraries directly: zlib's ``inflate(Z_SYNC_FLUSH)`` and zstd's ``ZSTD_decompressStream``
-write into one reusable output buffer per inflater (grown by doubling up to ``max_size + 1``, shrunk back after a
-message over 4 MiB; allocated with PyMem_Raw* so tracemalloc sees them), and each payload is copied once into a
-bytes object of the exact size. A complete zlib message is inflated straight from the websocket message; only
-incomplete ones are copied into the (reused) pending buffer.
-The zstd truncation check walks the frame/block structure exactly as the pure twin does (see its docstring).
+write into one scratch output buffer per thread, shared by every inflater (inflation is synchronous and holds the
+GIL from the first byte to the copy-out, so no two messages use it at once): grown by doubling, never used past
+``max_size + 1``, shrunk back to 64 KiB after a larger message; allocated with PyMem_Raw* so tracemalloc sees it;
+kept for the thread's life. Each payload is copied once into a bytes object of the exact size. An idle inflater
+holds only its library context (zlib: state and 32 KiB window; zstd: a DCtx whose buffers libzstd sizes from the
+window the frame header declares). A complete zlib message is inflated straight from the websocket message; only
+incomplete ones are copied into a pending buffer, freed once the message completes.
+The zstd truncation check walks the frame/block structure exactly as the pure twin does.
+What a message may contain, what ``feed`` returns and the contract on corrupt input and ``max_size`` are the pure
+twin's (see its docstring): this twin links the system zlib and libzstd, so on corrupt input it agrees exactly
+with the pure twin on the standard library's zlib (the same libz), and within the contract otherwise.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -15,10 +21,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromSt
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.string cimport memcmp, memcpy, memset
 
+import sys
+
 from gateway.errors import CompressionError, InflatedTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_INFLATED_SIZE",
+    "MAX_INFLATED_SIZE_LIMIT",
     "ZLIB_SUFFIX",
     "ZlibStreamInflater",
     "ZstdStreamInflater",
@@ -26,6 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_INFLATED_SIZE = 256 * 1024 * 1024
+MAX_INFLATED_SIZE_LIMIT = sys.maxsize - 1
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
 ZLIB_BACKEND = "zlib (C API)"  # not in __all__: its value differs between the twins
 
@@ -73,8 +83,8 @@ cdef enum:
 cdef Py_ssize_t _check_max_size(object max_size) except -1:
     if isinstance(max_size, bool) or not isinstance(max_size, int):
         raise TypeError(f"max_size must be an int, not {type(max_size).__name__}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
+    if not 1 <= max_size <= MAX_INFLATED_SIZE_LIMIT:
+        raise ValueError(f"max_size must be between 1 and {MAX_INFLATED_SIZE_LIMIT} (bytes), got {max_size}")
     return max_size
 
 
@@ -82,9 +92,21 @@ cdef object _poisoned(str reason):
     return CompressionError(f"the inflater is unusable after an earlier error ({reason}); reset() it for a new connection")
 
 
-cdef struct OutputBuffer:
-    unsigned char* data
-    size_t capacity
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #  define GATEWAY_THREAD_LOCAL __declspec(thread)
+    #else
+    #  define GATEWAY_THREAD_LOCAL __thread
+    #endif
+    typedef struct { unsigned char* data; size_t capacity; } gateway_output_buffer;
+    static GATEWAY_THREAD_LOCAL gateway_output_buffer gateway_scratch_output = {NULL, 0};
+    #define gateway_thread_scratch() (&gateway_scratch_output)
+    """
+    ctypedef struct OutputBuffer "gateway_output_buffer":
+        unsigned char* data
+        size_t capacity
+    OutputBuffer* _thread_scratch "gateway_thread_scratch"() noexcept nogil
 
 
 cdef int _grow(OutputBuffer* out, size_t limit) except -1:
@@ -100,8 +122,19 @@ cdef int _grow(OutputBuffer* out, size_t limit) except -1:
     return 0
 
 
+cdef inline size_t _room(OutputBuffer* out, size_t limit) noexcept:
+    """The part of the buffer one message may fill: all of it, but never past ``limit`` (ceiling + 1) bytes."""
+    return out.capacity if out.capacity < limit else limit
+
+
+cdef inline void _release(OutputBuffer* out) noexcept:
+    PyMem_RawFree(out.data)
+    out.data = NULL
+    out.capacity = 0
+
+
 cdef inline void _shrink(OutputBuffer* out) noexcept:
-    """Give back what one large message grew, so an idle shard holds INITIAL_OUTPUT_SIZE at most.
+    """Give back what one large message grew, so a thread's scratch buffer is INITIAL_OUTPUT_SIZE at most when idle.
 
     Keeping a grown buffer cost 1-4 MiB per shard after a startup GUILD_CREATE (measured in bench/live.py);
     growing it again by doubling is a few reallocs, small next to inflating a message that large.
@@ -139,15 +172,12 @@ cdef class ZlibStreamInflater:
     cdef bint _stream_ready
     cdef bint _ended
     cdef Py_ssize_t _max_size
-    cdef OutputBuffer _output
     cdef OutputBuffer _pending
     cdef size_t _pending_size
     cdef object _error
 
     def __cinit__(self) -> None:
         memset(&self._stream, 0, sizeof(z_stream))
-        self._output.data = NULL
-        self._output.capacity = 0
         self._pending.data = NULL
         self._pending.capacity = 0
         if inflateInit(&self._stream) != Z_OK:
@@ -161,12 +191,16 @@ cdef class ZlibStreamInflater:
     def __dealloc__(self) -> None:
         if self._stream_ready:
             inflateEnd(&self._stream)
-        PyMem_RawFree(self._output.data)
         PyMem_RawFree(self._pending.data)
 
     @property
     def max_size(self) -> int:
         return self._max_size
+
+    @property
+    def backend(self) -> str:
+        """Always "zlib": the system libz, the library the pure twin's default backend loads too."""
+        return "zlib"
 
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
@@ -178,7 +212,7 @@ cdef class ZlibStreamInflater:
                 raise MemoryError("zlib-stream: inflateInit failed")
             self._stream_ready = True
         self._pending_size = 0
-        _shrink(&self._pending)
+        _release(&self._pending)
         self._ended = False
         self._error = None
 
@@ -215,7 +249,7 @@ cdef class ZlibStreamInflater:
             return self._inflate(self._pending.data, self._pending_size)
         finally:
             self._pending_size = 0
-            _shrink(&self._pending)
+            _release(&self._pending)  # split messages are rare: an idle shard holds no pending buffer
 
     cdef int _append(self, const unsigned char* data, size_t size) except -1:
         cdef size_t needed = self._pending_size + size
@@ -239,10 +273,11 @@ cdef class ZlibStreamInflater:
         if self._ended:
             raise self._fail(CompressionError("zlib-stream: data after the end of the zlib stream"))
         cdef z_stream* stream = &self._stream
-        cdef OutputBuffer* out = &self._output
+        cdef OutputBuffer* out = _thread_scratch()
         cdef size_t limit = <size_t>self._max_size + 1
         cdef size_t produced = 0
         cdef size_t remaining = size
+        cdef size_t capacity = _room(out, limit)
         cdef size_t room
         cdef int status
         stream.avail_in = 0
@@ -252,7 +287,7 @@ cdef class ZlibStreamInflater:
                 stream.avail_in = <unsigned int>(remaining if remaining < ZLIB_CHUNK else ZLIB_CHUNK)
                 data += stream.avail_in
                 remaining -= stream.avail_in
-            if produced == out.capacity:
+            if produced == capacity:
                 if produced >= limit:
                     raise self._fail(
                         InflatedTooLargeError(
@@ -260,7 +295,8 @@ cdef class ZlibStreamInflater:
                         )
                     )
                 _grow(out, limit)
-            room = out.capacity - produced
+                capacity = _room(out, limit)
+            room = capacity - produced
             stream.next_out = out.data + produced
             stream.avail_out = <unsigned int>(room if room < ZLIB_CHUNK else ZLIB_CHUNK)
             status = inflate(stream, Z_SYNC_FLUSH)
@@ -278,7 +314,7 @@ cdef class ZlibStreamInflater:
                 break
             if status != Z_OK and status != Z_BUF_ERROR:
                 raise self._fail(CompressionError(self._error_text(status)))
-            if produced == out.capacity or stream.avail_out == 0:
+            if produced == capacity or stream.avail_out == 0:
                 continue  # output full: grow (or hit the ceiling) and go on
             if stream.avail_in == 0 and remaining == 0:
                 break
@@ -326,7 +362,6 @@ cdef class ZstdStreamInflater:
 
     cdef ZSTD_DCtx* _context
     cdef Py_ssize_t _max_size
-    cdef OutputBuffer _output
     cdef object _error
     cdef int _stage
     cdef int _next_stage
@@ -336,8 +371,6 @@ cdef class ZstdStreamInflater:
     cdef bint _has_checksum
 
     def __cinit__(self) -> None:
-        self._output.data = NULL
-        self._output.capacity = 0
         self._context = ZSTD_createDCtx()
         if self._context == NULL:
             raise MemoryError("zstd-stream: ZSTD_createDCtx failed")
@@ -349,7 +382,6 @@ cdef class ZstdStreamInflater:
     def __dealloc__(self) -> None:
         if self._context != NULL:
             ZSTD_freeDCtx(self._context)
-        PyMem_RawFree(self._output.data)
 
     @property
     def max_size(self) -> int:
@@ -390,8 +422,9 @@ cdef class ZstdStreamInflater:
         return result
 
     cdef object _decompress(self, const unsigned char* data, size_t size):
-        cdef OutputBuffer* out = &self._output
+        cdef OutputBuffer* out = _thread_scratch()
         cdef size_t limit = <size_t>self._max_size + 1
+        cdef size_t capacity = _room(out, limit)
         cdef ZSTD_inBuffer source
         cdef ZSTD_outBuffer target
         cdef size_t hint
@@ -402,7 +435,7 @@ cdef class ZstdStreamInflater:
         source.pos = 0
         target.pos = 0
         while True:
-            if target.pos == out.capacity:
+            if target.pos == capacity:
                 if target.pos >= limit:
                     raise self._fail(
                         InflatedTooLargeError(
@@ -410,8 +443,9 @@ cdef class ZstdStreamInflater:
                         )
                     )
                 _grow(out, limit)
+                capacity = _room(out, limit)
             target.dst = out.data
-            target.size = out.capacity
+            target.size = capacity
             consumed_before = source.pos
             produced_before = target.pos
             hint = ZSTD_decompressStream(self._context, &target, &source)
