@@ -8,7 +8,7 @@ import sys
 from types import ModuleType
 from typing import Any, Callable
 
-#: Set GATEWAY_FUZZ_STRICT=1 to treat the issue-14 disagreements as findings too (after those fixes are merged).
+#: Set GATEWAY_FUZZ_STRICT=1 to treat the open findings (``known_open``) as findings again.
 STRICT = os.environ.get("GATEWAY_FUZZ_STRICT", "") in ("1", "true", "yes", "on")
 
 _known_seen: set[str] = set()
@@ -48,17 +48,6 @@ def describe(result: tuple[str, Any]) -> str:
         return f"raised {type(value).__name__}: {value}"
     text = repr(value)
     return f"returned {text[:300]}{'...' if len(text) > 300 else ''}"
-
-
-def known_issue14(signature: str) -> bool:
-    """A disagreement listed in issue 14 (being fixed on other branches): tolerated unless STRICT. Reported once per
-    signature on stderr so a long run still says it met it."""
-    if STRICT:
-        return False
-    if signature not in _known_seen:
-        _known_seen.add(signature)
-        print(f"[fuzz] known issue 14 disagreement tolerated: {signature}", file=sys.stderr, flush=True)
-    return True
 
 
 def known_open(signature: str) -> bool:

@@ -18,7 +18,7 @@ if [ "${ATHERIS_FROM_SOURCE:-0}" = 1 ]; then
 else
     .venv-asan/bin/python -m pip install -q atheris
 fi
-.venv-asan/bin/python -m pip install -q 'Cython>=3' setuptools wheel
+.venv-asan/bin/python -m pip install -q --upgrade 'Cython>=3' 'setuptools>=77' wheel  # as pyproject's build-system
 # The dependencies (and the test extra) from pyproject.toml; gateway itself below, with the sanitizers.
 .venv-asan/bin/python - <<'PY' > .venv-asan/requirements.txt
 import tomllib

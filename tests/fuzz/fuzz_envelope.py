@@ -2,15 +2,15 @@
 
 Arbitrary payloads (raw bytes, or an envelope assembled from fuzzed keys, values, whitespace and a fuzzed ``d``) go
 through ``scan_envelope`` and ``EventFilter(wanted).scan`` for a fuzzed flag set; both twins must return the same
-tuple or raise the same exception class, and that class must be PayloadError. Known (issue 14 #1, fixed on branch
-``envelope``): the pure twin raises RecursionError on a deeply nested ``d``; tolerated unless GATEWAY_FUZZ_STRICT=1.
+tuple or raise the same exception class, and that class must be PayloadError (however deep ``d`` nests: issue 14 #1,
+the pure twin's RecursionError, fixed on branch ``envelope``, was met here until that merge).
 """
 
 from __future__ import annotations
 
 import sys
 
-from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import PayloadError
@@ -20,9 +20,6 @@ with instrumented():
 NAMES = sorted(FLAG_BY_NAME)
 ALL_FLAGS = int(EventTypeFlags.all())
 _WHITESPACE = (b"", b" ", b"\n", b"\t ", b"\r\n  ")
-_RECURSION = "envelope: pure twin RecursionError on deeply nested d (issue 14 #1)"
-#: Payloads with this many brackets may nest deep enough for the pure twin's RecursionError (issue 14 #1).
-_DEEP = 900
 _KEYS = (b'"op"', b'"s"', b'"t"', b'"d"', b'"x"', b'"o\\u0070"', b'"\\u0074"', b'"op2"')
 
 
@@ -60,18 +57,11 @@ def check(data: bytes) -> None:
     if data[0] & 1:
         wanted = ALL_FLAGS ^ wanted
     payload = _assemble(data[9:]) if data[0] & 2 and len(data) > 9 else data[9:]
-    modules = (COMPILED, PURE)
-    if payload.count(b"[") + payload.count(b"{") >= _DEEP and known_issue14(_RECURSION):
-        modules = (COMPILED, COMPILED)  # the pure twin's RecursionError path is slow under atheris (30 ms a run)
     results = [
         (outcome(lambda m=module: m.scan_envelope(payload)), outcome(lambda m=module: m.EventFilter(wanted).scan(payload)))
-        for module in modules
+        for module in (COMPILED, PURE)
     ]
     for which, (compiled, pure) in zip(("scan_envelope", "EventFilter.scan"), zip(*results)):
-        if (pure[0] == "raise" and isinstance(pure[1], RecursionError)
-                and (compiled[0] == "ok" or isinstance(compiled[1], PayloadError))
-                and known_issue14(_RECURSION)):
-            continue
         if not same_outcome(compiled, pure):
             raise Finding(f"{which} of {payload[:120]!r}... ({len(payload)} bytes, wanted={wanted:#x}): "
                           f"compiled {describe(compiled)}, pure {describe(pure)}")

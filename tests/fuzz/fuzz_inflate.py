@@ -21,7 +21,7 @@ from typing import Any
 
 import zstandard
 
-from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_issue14, known_open, outcome, same_outcome, twins
+from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, known_open, outcome, same_outcome, twins
 
 with instrumented():
     from gateway.errors import CompressionError, InflatedTooLargeError
@@ -168,8 +168,6 @@ def _check_max_size(kind: str, data: bytes) -> None:
     for candidate in (value, 2**63 + (value & 0xFF), 2**64 - 1 - (value & 0xFF), -value):
         results = [outcome(lambda m=module: _inflater(m, kind, candidate)) for module in (COMPILED, PURE)]
         if results[0][0] == results[1][0] and (results[0][0] == "ok" or type(results[0][1]) is type(results[1][1])):
-            continue
-        if candidate >= 2**63 and known_issue14(f"{kind} max_size >= 2**63 validated differently (issue 14 #3)"):
             continue
         raise Finding(f"{kind} inflater max_size={candidate}: compiled {describe(results[0])}, pure {describe(results[1])}")
 
