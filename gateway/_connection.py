@@ -50,6 +50,18 @@ __all__ = ["GatewayConnection", "open_connection", "DEFAULT_USER_AGENT"]
 
 logger = logging.getLogger("gateway.connection")
 
+
+def _silent_logger() -> logging.Logger:
+    """A logger outside the logging hierarchy that drops everything: ``ClientProtocol``'s handshake trace
+    ("= connection is CONNECTING", request and response lines) is not ours to log; its outcome is logged by us."""
+    silent = logging.Logger("gateway.connection.handshake", logging.CRITICAL + 1)
+    silent.addHandler(logging.NullHandler())
+    silent.propagate = False
+    return silent
+
+
+_HANDSHAKE_LOGGER = _silent_logger()
+
 DEFAULT_USER_AGENT = "gateway (python)"
 #: Largest HTTP response head accepted during the opening handshake.
 MAX_HANDSHAKE_RESPONSE_SIZE = 64 * 1024
@@ -447,8 +459,7 @@ async def open_connection(
     else:
         ssl_context = None
 
-    handshake = ClientProtocol(uri, max_size=None, logger=logger)
-    handshake.debug = False  # its debug log prints the request path and header values
+    handshake = ClientProtocol(uri, max_size=None, logger=_HANDSHAKE_LOGGER)
     request = handshake.connect()
     extra_headers = dict(headers or {})
     if not any(name.lower() == "user-agent" for name in extra_headers):

@@ -100,6 +100,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
+from urllib.parse import urlsplit
 
 from . import _json
 from .errors import FatalCloseError, PayloadError, ShardClosedError
@@ -123,6 +124,8 @@ __all__ = [
     "close_action",
     "backoff_delay",
     "build_url",
+    "safe_gateway_url",
+    "gateway_url_refusal",
     "Token",
     "Connect",
     "RequestIdentify",
@@ -208,6 +211,59 @@ def build_url(base: str, compression: str | None) -> str:
     """``base + "/?v=10&encoding=json" [+ "&compress=..."]`` (also for resume_gateway_url, keeping the query)."""
     url = f"{base.rstrip('/')}/?v={API_VERSION}&encoding=json"
     return url + f"&compress={compression}" if compression else url
+
+
+def _redacted_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of ``url``, without user info, query or fragment (safe to log)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"[:200]
+
+
+def gateway_url_refusal(candidate: object, configured: str) -> str | None:
+    """Why ``candidate`` (a URL the server or a store handed us) must not replace ``configured``, or None if it may.
+
+    Refused: anything but a str; a scheme other than ws/wss; ``ws://`` when ``configured`` is ``wss://`` (a downgrade
+    would send the token of the next IDENTIFY/RESUME in clear text); no host; whitespace or control characters.
+    """
+    if not isinstance(candidate, str):
+        return f"not a string ({type(candidate).__name__})"
+    if not candidate or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in candidate):
+        return "empty or containing whitespace/control characters"
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        return "not a valid URL"
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        return f"scheme {scheme or '(none)'!r} is not ws or wss"
+    if scheme == "ws" and configured.lower().startswith("wss://"):
+        return "ws:// would downgrade the configured wss:// (the token would travel in clear text)"
+    if not host:
+        return "no host"
+    return None
+
+
+def safe_gateway_url(candidate: object, configured: str, *, source: str = "gateway URL") -> str:
+    """``candidate`` if it may replace ``configured`` (see :func:`gateway_url_refusal`), else ``configured``.
+
+    A refusal is logged as a warning naming ``source`` and the candidate without its user info or query. Use it for
+    every URL that comes from the network or from storage: READY's ``resume_gateway_url``, GET /gateway/bot's
+    ``url``, a saved session's resume URL.
+    """
+    reason = gateway_url_refusal(candidate, configured)
+    if reason is None:
+        assert isinstance(candidate, str)
+        return candidate
+    shown = _redacted_url(candidate) if isinstance(candidate, str) else type(candidate).__name__
+    logger.warning("refused %s %s: %s; using %s", source, shown, reason, _redacted_url(configured))
+    return configured
 
 
 class Token:
@@ -370,7 +426,11 @@ class ShardProtocol:
         self._now = 0.0
         self._session_id: str | None = session.id if session is not None else None
         self._sequence: int | None = session.sequence if session is not None else None
-        self._resume_url: str | None = resume_url if session is not None else None
+        if resume_url is not None and not isinstance(resume_url, str):
+            raise TypeError(f"resume_url must be a str or None, not {type(resume_url).__name__}")
+        self._resume_url: str | None = None
+        if session is not None and resume_url:
+            self._resume_url = self._checked_resume_url(resume_url, "saved resume_url")
         self._attempt = 0
         self._reconnect_at: float | None = None
         self._reidentify_delay = False
@@ -848,7 +908,7 @@ class ShardProtocol:
                 return self._report("READY without a session_id", payload, now)
             resume_url = d.get("resume_gateway_url")
             self._session_id = session_id
-            self._resume_url = resume_url if isinstance(resume_url, str) and resume_url else None
+            self._resume_url = self._checked_resume_url(resume_url, "READY resume_gateway_url") if resume_url else None
             self._become_active("READY")
         elif name == "RESUMED" and not closing:
             self._become_active("RESUMED")
@@ -857,6 +917,11 @@ class ShardProtocol:
         else:
             logger.warning("shard %s: dispatch %s without a sequence", self._shard_id, name)
         return True
+
+    def _checked_resume_url(self, candidate: object, source: str) -> str | None:
+        """``candidate`` if it is a safe resume URL for this shard, else None (resume on ``gateway_url``)."""
+        checked = safe_gateway_url(candidate, self._gateway_url, source=f"shard {self._shard_id}: {source}")
+        return checked if checked == candidate else None
 
     def _become_active(self, via: str) -> None:
         self._status = ShardStatus.ACTIVE
