@@ -436,6 +436,9 @@ cdef class ZstdStreamInflater:
         cdef size_t hint
         cdef size_t consumed_before
         cdef size_t produced_before
+        if size == 0:
+            # Nothing to decompress; libzstd would count the call as one without progress and fail after 16 of them.
+            return b""
         source.src = data
         source.size = size
         source.pos = 0
