@@ -18,6 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
+
 from gateway.errors import PayloadError
 from gateway.flags import EventTypeFlags
 
@@ -144,7 +146,7 @@ def deep_payloads(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.speedups
-@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=deep_payloads(), wanted=st.sampled_from([0, ALL]))
 def test_twins_agree_on_deep_payloads(both: tuple[ModuleType, ModuleType], payload: bytes, wanted: int) -> None:
     compiled, pure = both

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
+
 from gateway.errors import PayloadError
 
 from test_envelope_hypothesis import json_values, tricky_text
@@ -86,7 +88,7 @@ def test_arguments_are_checked(envelope: ModuleType) -> None:
 
 # ---- differential ----
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
+
 from gateway.fleet import (
     FleetCore,
     StopVerdict,
@@ -58,7 +60,7 @@ class TestBuckets:
         scheduler.request(0)
         assert [shard for _, shard in drain(scheduler)] == [5, 0]
 
-    @settings(max_examples=60, deadline=None, derandomize=True)
+    @settings(max_examples=examples(60), deadline=None)
     @given(
         concurrency=st.integers(1, 8),
         shards=st.integers(1, 40),

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
+
 from gateway import AuthenticationError, GatewayError, GatewayInfo, SessionStartLimit, fetch_gateway_info
 from gateway.errors import HTTPError
 from gateway.http import RetryPolicy, authorization_header, retry_delay, user_agent
@@ -148,7 +150,7 @@ def test_retries_are_bounded_by_attempts_and_elapsed_time() -> None:
     assert retry_delay(RetryPolicy(max_attempts=1), None, attempt=1, elapsed=0.0, jitter=0.0) is None
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     max_attempts=st.integers(1, 12),
     max_elapsed=st.floats(0, 120),

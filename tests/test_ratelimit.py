@@ -10,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_budget import examples
+
 from gateway.ratelimit import CommandRateLimiter, IdentifyQueue, IdentifyScheduler, heartbeat_reserve
 
 
@@ -59,7 +61,7 @@ class TestCommandRateLimiter:
         limiter.record_unlimited(0.0)  # never refused
         assert limiter.in_window(0.0) == 118
 
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=examples(60), deadline=None)
     @given(interval=st.floats(min_value=60 / 9, max_value=60.0), seed=st.integers(0, 2**32))
     def test_window_never_exceeds_120(self, interval: float, seed: int) -> None:
         """Heartbeats every interval (first jittered), at most one op-1 reply per minute, and a greedy sender.
@@ -233,7 +235,7 @@ class TestIdentifyQueue:
         asyncio.run(main())
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(times=st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=117, max_size=117))
 def test_acquire_succeeds_exactly_at_next_available(times: list[float]) -> None:
     """Regression: float rounding must never leave next_available() pointing at a time when acquire() still fails."""
