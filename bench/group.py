@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.live import ROOT, _env, _heartbeat_stats, _quiet_logs, _raise_nofile, _row, _rss_bytes
+from bench.live import _Server as _LiveServer
 
 TOKEN = "bench-group-token"
 MAX_CONCURRENCY = 16
@@ -159,41 +160,13 @@ def _worker_scale(port: int, compression: str | None, shards: int, identify_dela
     return asyncio.run(main())
 
 
-class _Server:
+class _Server(_LiveServer):
     """``python -m bench.group --serve-fake``: prints ``PORT n`` when ready, answers ``stats``/``reset``."""
 
+    module = "bench.group"
+
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.group", "--serve-fake", *args], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("PORT "):
-            self.close()
-            raise RuntimeError(f"fake gateway did not start: {line!r}")
-        self.port = int(line.split()[1])
-
-    def ask(self, command: str) -> Any:
-        self.proc.stdin.write(command + "\n")  # type: ignore[union-attr]
-        self.proc.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(self.proc.stdout.readline())  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.close()
-        except (BrokenPipeError, ValueError):
-            pass
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> _Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__("--serve-fake", *args)
 
 
 def _worker(*args: str, timeout: float = 900) -> dict[str, Any]:

@@ -848,10 +848,13 @@ def _worker_scale(port: int, count: int, seconds: float, heartbeat_s: float) -> 
 
 
 class _Server:
-    """A server subprocess of this module: prints ``PORT n`` when ready, ends when stdin closes (or on ``quit``)."""
+    """A server subprocess (``python -m MODULE ARGS``, this module by default): prints ``PORT n`` when ready, answers
+    one JSON line per command (``ask``), ends when stdin closes (or on ``quit``)."""
+
+    module = "bench.live"
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.live", *args], cwd=ROOT, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, *args], cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=_env())
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("PORT "):
@@ -872,7 +875,7 @@ class _Server:
         except (BrokenPipeError, ValueError):
             pass
         try:
-            self.proc.wait(20)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

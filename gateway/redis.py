@@ -60,7 +60,7 @@ from .event import Event
 from .flags import FLAG_BY_NAME, EventTypeFlags
 from .models import Session, ShardId
 from .protocol import GATEWAY_URL
-from .ratelimit import IDENTIFY_DELAY
+from .ratelimit import IDENTIFY_DELAY, IdentifyScheduler
 from .redis_contract import SIDE_STREAM_MAX_LEN, Keys, check_command, parse_shards, redact_url, split_shards
 from .sessions import SavedSession
 from .shard import Shard
@@ -206,12 +206,7 @@ class RedisIdentifyQueue:
         self.granted = 0
         """Grants this object obtained (and did not give back)."""
 
-    @staticmethod
-    def _check_concurrency(max_concurrency: int) -> None:
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError(f"max_concurrency must be an int, not {type(max_concurrency).__name__}")
-        if max_concurrency < 0:
-            raise ValueError(f"max_concurrency must be >= 0, got {max_concurrency}")
+    _check_concurrency = staticmethod(IdentifyScheduler._check_concurrency)
 
     @property
     def max_concurrency(self) -> int:
