@@ -202,6 +202,8 @@ class RedisIdentifyQueue:
         self._refund = self._client.register_script(_REFUND)
         self._limit = self._client.register_script(_LIMIT)
         self._pending_limit: tuple[int, int, float] | None = None
+        # Held while a limit is written: no grant may run on a budget that is not in Redis yet.
+        self._limit_lock = asyncio.Lock()
         self._background: set[asyncio.Future[Any]] = set()
         self.granted = 0
         """Grants this object obtained (and did not give back)."""
@@ -239,16 +241,17 @@ class RedisIdentifyQueue:
                                         reset_after: float | None = None) -> None:
         if remaining is not None and total is not None and reset_after is not None:
             self.set_session_start_limit(remaining, total, reset_after)
-        pending, self._pending_limit = self._pending_limit, None
-        if pending is None:
-            return
-        remaining_value, total_value, reset = pending
-        try:
-            await self._limit(keys=[self._keys.identify_remaining, self._keys.identify_total],
-                              args=[remaining_value, total_value, int(reset * 1000)])
-        except BaseException:
-            self._pending_limit = self._pending_limit or pending
-            raise
+        async with self._limit_lock:
+            pending, self._pending_limit = self._pending_limit, None
+            if pending is None:
+                return
+            remaining_value, total_value, reset = pending
+            try:
+                await self._limit(keys=[self._keys.identify_remaining, self._keys.identify_total],
+                                  args=[remaining_value, total_value, int(reset * 1000)])
+            except BaseException:
+                self._pending_limit = self._pending_limit or pending
+                raise
 
     async def remaining(self) -> int | None:
         """The shared daily budget left (None when no limit was set)."""
@@ -267,8 +270,8 @@ class RedisIdentifyQueue:
         bucket_key = self._keys.identify_bucket(self.bucket_of(shard_id))
         warned_budget = False
         while True:
-            if self._pending_limit is not None:
-                await self.apply_session_start_limit()
+            if self._pending_limit is not None or self._limit_lock.locked():
+                await self.apply_session_start_limit()  # waits for a write under way, too
             token = secrets.token_hex(12)
             call = asyncio.ensure_future(self._grant(
                 keys=[bucket_key, self._keys.identify_remaining, self._keys.identify_total],

@@ -175,6 +175,27 @@ def test_the_daily_budget_is_shared_and_only_goes_down(redis_server: RedisServer
     run(body)
 
 
+def test_no_grant_before_a_new_limit_is_in_redis(redis_server: RedisServer) -> None:
+    """Waiters that start together while the limit is being written all wait for it (none is granted unbudgeted)."""
+    async def body() -> None:
+        from gateway.redis import RedisIdentifyQueue
+
+        queue = RedisIdentifyQueue(redis_server.url, 16, delay=5.0)
+        queue.set_session_start_limit(1, 1000, 3600)
+        waiters = [asyncio.ensure_future(queue.wait_turn(shard)) for shard in range(8)]
+        await until(lambda: any(w.done() for w in waiters), what="the first grant")
+        await asyncio.sleep(0.5)
+        assert sum(w.done() for w in waiters) == 1
+        assert await queue.remaining() == 0
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await queue.close()
+        assert queue.granted == 1
+
+    run(body)
+
+
 def test_a_cancelled_waiter_uses_no_slot_and_no_session_start(redis_server: RedisServer) -> None:
     async def body() -> None:
         import redis.asyncio as aioredis
