@@ -3,7 +3,8 @@
 
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-TEST_DEPS=("pytest>=8" "pytest-benchmark>=4" "hypothesis>=6.100" "orjson>=3.9")
+# Installed beside gateway[test] where the whole suite runs: the chart test needs matplotlib (the bench extra).
+EXTRA_TEST_DEPS=("matplotlib>=3.7")
 
 step() { printf '\n==== [%s] %s ====\n' "$(date -u +%H:%M:%S)" "$*"; }
 

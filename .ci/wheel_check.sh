@@ -47,7 +47,7 @@ grep -E 'gateway\.libs/libzstd' "$WORK/repaired.txt" || die "the repaired wheel 
 step "wheel: fresh venv, install the repaired wheel, whole suite from outside the checkout (every twin required)"
 cd "$WORK"  # from here on, the checkout must not be importable (python -c puts the cwd first on sys.path)
 fresh_venv "$WORK/wheel-venv"
-"$WORK/wheel-venv/bin/python" -m pip install -q "$REPAIRED" "${TEST_DEPS[@]}"
+"$WORK/wheel-venv/bin/python" -m pip install -q "$REPAIRED[test]" "${EXTRA_TEST_DEPS[@]}"
 expect_speedups "$WORK/wheel-venv/bin/python" \
     "{'framing': True, 'inflate': True, 'inflate_zstd': True, 'envelope': True}"
 INFLATE_SO=$("$WORK/wheel-venv/bin/python" -c "import gateway._speedups._inflate as m; print(m.__file__)")
