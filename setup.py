@@ -78,7 +78,8 @@ class BuildSpeedups(build_ext):
         say(f"compiled twins: {names}")
 
     def _probe(self, what):
-        """None if the probe program for ``what`` compiles and links, else the first line of the error."""
+        """None if the probe program for ``what`` compiles and links as a shared object, else the first line of the
+        error."""
         if what not in self._probe_results:
             self._probe_results[what] = self._run_probe(*PROBES[what])
         return self._probe_results[what]
@@ -92,8 +93,10 @@ class BuildSpeedups(build_ext):
             try:
                 objects = self.compiler.compile([path], output_dir=tmp, include_dirs=self.include_dirs)
                 stage = link_failed
-                self.compiler.link_executable(
-                    objects, "probe", output_dir=tmp, libraries=libraries, library_dirs=self.library_dirs
+                # Linked the way the extension will be (LDSHARED, LDFLAGS): an executable would also need the runtime
+                # of any sanitizer or coverage flags in CFLAGS, which an extension gets from the interpreter.
+                self.compiler.link_shared_object(
+                    objects, os.path.join(tmp, "probe.so"), libraries=libraries, library_dirs=self.library_dirs
                 )
             except Exception as exc:  # CompileError, LinkError, a missing compiler program: all mean "no"
                 return f"{stage}: {_program(exc)}"
