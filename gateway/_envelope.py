@@ -15,12 +15,16 @@ if TYPE_CHECKING:
         scan_envelope,
         EventFilter,
         find_member,
+        Event,
+        VIEW_THRESHOLD,
     )
 else:
     _impl = load_twin("envelope")
     scan_envelope = _impl.scan_envelope
     EventFilter = _impl.EventFilter
     find_member = _impl.find_member
+    Event = _impl.Event
+    VIEW_THRESHOLD = _impl.VIEW_THRESHOLD
 
 #: Which twin this process runs: ``"speedups"`` (compiled) or ``"pure"``.
 IMPLEMENTATION: str = twin_name(load_twin("envelope"))
@@ -29,5 +33,7 @@ __all__ = [
     "scan_envelope",
     "EventFilter",
     "find_member",
+    "Event",
+    "VIEW_THRESHOLD",
     "IMPLEMENTATION",
 ]

@@ -40,11 +40,15 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, TypeVar
 
+from . import _json
 from .errors import PayloadError
 from .flags import FLAG_BY_NAME, OPCODE_NAMES
 
-__all__ = ["scan_envelope", "EventFilter", "find_member"]
+__all__ = ["scan_envelope", "EventFilter", "find_member", "Event"]
+
+T = TypeVar("T")
 
 _QUOTE, _BACKSLASH = 0x22, 0x5C
 _OPEN_BRACE, _OPEN_BRACKET, _CLOSE_BRACE = 0x7B, 0x5B, 0x7D
@@ -386,3 +390,118 @@ class EventFilter:
 
     def __repr__(self) -> str:
         return f"EventFilter(wanted={self._wanted:#x})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Event: one gateway message as the shard yields it (see gateway/event.py for why d is decoded lazily).
+# ---------------------------------------------------------------------------------------------------------------
+
+_NOT_DECODED: Any = object()
+_NAMING_FILTER = EventFilter(0)
+#: With a backend that reads memoryviews (``_json.VIEWS``), a ``d`` or value longer than this is decoded from a
+#: memoryview of ``raw`` (no copy of a multi-MB GUILD_CREATE); a shorter one from a bytes slice (as fast, see _json).
+VIEW_THRESHOLD = 4096
+
+
+class Event:
+    """A gateway message: ``name`` (dispatch name or GATEWAY_*), ``op``, ``seq``, ``raw`` payload, lazy ``data``.
+
+    The pure twin (the readable reference); ``gateway/_speedups/_envelope.pyx`` has the compiled one, which the
+    garbage collector does not track. Build it from a scan: ``Event(name, op, seq, payload, d_start, d_end, shard_id)`` (``d_start == d_end == -1``
+    when the payload has no ``d``), or with :meth:`from_payload`. ``shard_id`` is the number of the shard that
+    received it (None when unknown). ``data`` raises PayloadError when ``d`` is not valid JSON. For a few fields,
+    :meth:`get` and :meth:`decode` are faster than ``data``.
+    """
+
+    __slots__ = ("name", "op", "seq", "raw", "shard_id", "_d_start", "_d_end", "_data")
+
+    name: str
+    op: int
+    seq: int | None
+    raw: bytes
+    shard_id: int | None
+
+    def __init__(self, name: str, op: int, seq: int | None, payload: bytes, d_start: int, d_end: int,
+                 shard_id: int | None = None) -> None:
+        self.name = name
+        self.op = op
+        self.seq = seq
+        self.raw = payload
+        self.shard_id = shard_id
+        self._d_start = d_start
+        self._d_end = d_end
+        self._data = _NOT_DECODED
+
+    @classmethod
+    def from_payload(cls, payload: bytes, shard_id: int | None = None) -> Event:
+        """Scan ``payload`` (a whole decompressed gateway message) and build its Event; PayloadError if invalid."""
+        op, seq, name, d_start, d_end, _ = _NAMING_FILTER.scan(payload)
+        return cls(name, op, seq, payload, d_start, d_end, shard_id)
+
+    @property
+    def data(self) -> Any:
+        """The decoded ``d`` (None when absent), decoded on first access and cached; PayloadError if it is invalid."""
+        data = self._data
+        if data is _NOT_DECODED:
+            if self._d_start < 0:
+                data = None
+            else:
+                start, end = self._d_start, self._d_end
+                text = memoryview(self.raw)[start:end] if _json.VIEWS and end - start > VIEW_THRESHOLD else self.raw[start:end]
+                try:
+                    data = _json.loads(text)
+                except _json.DECODE_ERRORS as exc:
+                    raise PayloadError(f"{self.name} event: d is not valid JSON ({exc})", self.raw) from None
+            self._data = data
+        return data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``data.get(key, default)`` without building ``data``: only the value of top-level ``key`` is decoded.
+
+        ``default`` when ``d`` is absent, is not an object, or has no ``key``. PayloadError (naming the event) when
+        the object's structure or the value of ``key`` is invalid JSON; values of other keys are skipped, not
+        validated. Once ``data`` has been decoded, it is used instead. Nothing is cached: read ``data`` (or use
+        :meth:`decode`) for many keys.
+        """
+        data = self._data
+        if data is not _NOT_DECODED:
+            return data.get(key, default) if type(data) is dict else default
+        if self._d_start < 0:
+            return default
+        raw = self.raw
+        try:
+            start, end = find_member(raw, self._d_start, self._d_end, key)
+        except PayloadError as exc:
+            raise PayloadError(f"{self.name} event: {exc}", raw) from exc
+        if start < 0:
+            return default
+        text = memoryview(raw)[start:end] if _json.VIEWS and end - start > VIEW_THRESHOLD else raw[start:end]
+        try:
+            return _json.loads(text)
+        except _json.DECODE_ERRORS as exc:
+            raise PayloadError(f"{self.name} event: d[{key!r}] is not valid JSON ({exc})", raw) from None
+
+    def decode(self, type: type[T]) -> T:
+        """``d`` decoded by msgspec into ``type`` (a ``msgspec.Struct``, or any type msgspec accepts).
+
+        Fields ``type`` does not declare are skipped; an absent ``d`` is decoded as ``null``. PayloadError (naming
+        the event) when ``d`` is invalid JSON or does not match ``type``; ImportError naming the ``gateway[speed]``
+        extra when msgspec is not installed. Not cached: each call decodes again.
+        """
+        decoder = _json.typed_decoder(type)
+        if self._d_start < 0:
+            text: Any = b"null"
+        else:
+            text = memoryview(self.raw)[self._d_start : self._d_end]
+        try:
+            return decoder.decode(text)
+        except (ValueError, RecursionError) as exc:  # msgspec.DecodeError and ValidationError are ValueErrors
+            raise PayloadError(f"{self.name} event: d does not decode as {_json.type_name(type)} ({exc})", self.raw) from None
+
+    @property
+    def raw_data(self) -> bytes | None:
+        """The raw JSON text of ``d`` (a copy of that slice of ``raw``), or None when the payload has no ``d``."""
+        return None if self._d_start < 0 else self.raw[self._d_start : self._d_end]
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name} op={self.op} seq={self.seq} shard={self.shard_id} size={len(self.raw)}>"

@@ -30,7 +30,7 @@ import json as _stdlib_json
 import os
 from typing import Any, Callable
 
-__all__ = ["loads", "dumps", "BACKEND", "VIEWS", "DECODE_ERRORS", "select_backend"]
+__all__ = ["loads", "dumps", "BACKEND", "VIEWS", "DECODE_ERRORS", "select_backend", "typed_decoder", "type_name"]
 
 _BACKENDS = ("orjson", "msgspec", "simdjson", "json")
 
@@ -100,3 +100,37 @@ DECODE_ERRORS: tuple[type[BaseException], ...]
 #: True when ``loads`` reads a memoryview in place (orjson, msgspec): a slice of a large payload need not be copied.
 VIEWS: bool
 loads, dumps, DECODE_ERRORS, VIEWS = _build(BACKEND)
+
+
+# ---- typed decoding (``Event.decode``): msgspec, an optional extra ----
+
+_TYPED_DECODERS: dict[Any, Any] = {}
+
+
+def _msgspec_json() -> Any:
+    """``msgspec.json``, or ImportError naming the extra that installs it."""
+    try:
+        import msgspec.json
+    except ImportError:
+        raise ImportError(
+            "Event.decode needs msgspec, which is not installed: pip install 'gateway[speed]' (or msgspec)"
+        ) from None
+    return msgspec.json
+
+
+def typed_decoder(target: Any) -> Any:
+    """The cached ``msgspec.json.Decoder`` for ``target`` (built once per type; unhashable types are not cached).
+
+    ImportError naming ``gateway[speed]`` when msgspec is not installed."""
+    try:
+        return _TYPED_DECODERS[target]
+    except KeyError:
+        decoder = _TYPED_DECODERS[target] = _msgspec_json().Decoder(target)
+        return decoder
+    except TypeError:  # unhashable type description
+        return _msgspec_json().Decoder(target)
+
+
+def type_name(target: Any) -> str:
+    """How an error message names a decode target."""
+    return getattr(target, "__qualname__", None) or repr(target)

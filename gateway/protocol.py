@@ -16,12 +16,14 @@ Inputs (each returns quickly; ``now`` is the driver's monotonic clock)::
     start(now)                                   once, first
     connection_opened(now)                       the websocket handshake succeeded
     connect_failed(now, error=None)              the connect attempt failed (DNS/TCP/TLS/handshake/CONNECT_TIMEOUT)
-    receive(op, seq, name, payload, d_start, d_end, now) -> bool
+    receive(op, seq, name, payload, d_start, d_end, now) -> int
                                                  one decompressed payload, scanned by EventFilter.scan (or
-                                                 scan_envelope; name is then t or the GATEWAY_* name). Returns
-                                                 whether to deliver it to the user (False for a replayed duplicate,
-                                                 a malformed HELLO/READY/op 9, or when not connected). The driver
-                                                 still applies the user's filter to delivered payloads.
+                                                 scan_envelope; name is then t or the GATEWAY_* name). Returns bit
+                                                 flags: DELIVER when the user should get it (clear for a replayed
+                                                 duplicate, a malformed HELLO/READY/op 9, or when not connected; the
+                                                 driver still applies the user's filter), PUMP when the outputs below
+                                                 may have changed. Only for receive may the driver skip reading the
+                                                 outputs, when PUMP is clear (a plain dispatch of a running session).
     payload_error(error, now)                    the envelope scan raised PayloadError: reported, skipped
     compression_error(error, now)                the inflater raised CompressionError: leads to Close(4000) + resume
     connection_lost(code, reason, now, *, initiated_by_client=False)
@@ -120,6 +122,8 @@ __all__ = [
     "COMPRESSIONS",
     "CloseAction",
     "CLOSE_POLICY",
+    "DELIVER",
+    "PUMP",
     "FATAL_CLOSE_CODES",
     "close_action",
     "backoff_delay",
@@ -359,6 +363,13 @@ class _Phase(enum.Enum):
 
 #: Sequences are echoed in heartbeats and RESUME; one of 64 bits or more cannot be encoded there.
 _SEQ_LIMIT = 2**63
+
+_OPEN = _Phase.OPEN
+_CLOSING = _Phase.CLOSING
+
+#: Bits of :meth:`ShardProtocol.receive`'s result: deliver the payload to the user; read the outputs now.
+DELIVER = 1
+PUMP = 2
 
 
 def _default_properties() -> dict[str, str]:
@@ -700,22 +711,24 @@ class ShardProtocol:
     # -- inputs: messages --------------------------------------------------------------------------------------
 
     def receive(self, op: int, seq: int | None, name: str | None, payload: bytes, d_start: int, d_end: int,
-                now: float) -> bool:
-        """Process one scanned payload; return whether the driver should deliver it to the user."""
+                now: float) -> int:
+        """Process one scanned payload; return :data:`DELIVER` and/or :data:`PUMP` (see the driver contract)."""
         self._now = now
         # Fast path for the steady state: the next dispatch of an established session (the general path below
-        # decides the same; this one skips its branches).
-        if op == 0 and seq is not None and self._phase is _Phase.OPEN and name != "READY" and name != "RESUMED":
+        # decides the same; this one skips its branches). Module aliases of the phases: an Enum attribute costs
+        # more than the rest of this test.
+        if op == 0 and self._phase is _OPEN and seq is not None and name != "READY" and name != "RESUMED":
             last = self._sequence
             if last is not None and last < seq < _SEQ_LIMIT and not self._resume_pending and not self._identify_ready:
                 self._sequence = seq
                 if self._commands and self._got_hello:
                     self._flush(now)
-                return True
-        if self._phase not in (_Phase.OPEN, _Phase.CLOSING):
+                    return DELIVER | PUMP if self._outgoing or self._actions else DELIVER
+                return DELIVER
+        if self._phase is not _OPEN and self._phase is not _CLOSING:
             logger.debug("shard %s: payload op %d ignored in phase %s", self._shard_id, op, self._phase.value)
-            return False
-        closing = self._phase is _Phase.CLOSING
+            return 0
+        closing = self._phase is _CLOSING
         if op == OP_DISPATCH:
             deliver = self._on_dispatch(seq, name, payload, d_start, d_end, now, closing)
         elif op == OP_HEARTBEAT_ACK:
@@ -740,7 +753,7 @@ class ShardProtocol:
             logger.info("shard %s: received an unknown opcode: %d", self._shard_id, op)
             deliver = True
         self._flush(now)
-        return deliver
+        return DELIVER | PUMP if deliver else PUMP
 
     def payload_error(self, error: BaseException, now: float) -> None:
         """A payload that could not be scanned: reported (logged, counted) and skipped; the session lives on."""
@@ -960,7 +973,7 @@ class ShardProtocol:
         return self._limiter is None or self._limiter.acquire(now)
 
     def _flush(self, now: float) -> None:
-        if self._phase is not _Phase.OPEN or not self._got_hello:
+        if self._phase is not _OPEN or not self._got_hello:
             return
         if self._resume_pending:
             if not self._permit(now):

@@ -29,13 +29,14 @@ import asyncio
 import logging
 import random
 import ssl as ssl_module
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from . import _framing, _json, commands
+from . import _envelope, _framing, _json, commands
 from ._connection import GatewayConnection, open_connection
 from ._framing import OP_TEXT
 from ._inflate import DEFAULT_MAX_INFLATED_SIZE
@@ -47,7 +48,9 @@ from .models import Latency, Session, ShardId, ShardStatus
 from .protocol import (
     CONNECT_TIMEOUT,
     DEFAULT_LARGE_THRESHOLD,
+    DELIVER,
     GATEWAY_URL,
+    PUMP,
     Abort,
     CancelIdentify,
     Close,
@@ -71,6 +74,14 @@ _DEFAULT_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdentifyQu
 _GROUP_WAITER: Any = object()
 
 
+def _loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or ``time.monotonic`` itself when that is all ``loop.time`` does (asyncio's own loops): one
+    Python call less per received message. Other loops (uvloop) keep their own clock."""
+    if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time and "time" not in getattr(loop, "__dict__", {}):
+        return time.monotonic
+    return loop.time
+
+
 def _default_identify_queue(loop: asyncio.AbstractEventLoop) -> IdentifyQueue:
     queue = _DEFAULT_QUEUES.get(loop)
     if queue is None:
@@ -78,10 +89,10 @@ def _default_identify_queue(loop: asyncio.AbstractEventLoop) -> IdentifyQueue:
     return queue
 
 
-def _close_event(code: int | None, reason: str, shard_id: int) -> Event:
+def _close_event(code: int | None, reason: str, shard_id: int, event_type: type[Event] = Event) -> Event:
     body = _json.dumps({"code": code, "reason": reason})
     raw = b'{"op":-1,"d":' + body + b"}"
-    return Event("GATEWAY_CLOSE", -1, None, raw, 13, 13 + len(body), shard_id)
+    return event_type("GATEWAY_CLOSE", -1, None, raw, 13, 13 + len(body), shard_id)
 
 
 def _flag_of(name: str) -> int:
@@ -147,12 +158,14 @@ class Shard:
         self._receiver = Receiver(compression, self._wanted, max_inflated_size=max_inflated_size, twins=_twins)
         self._receive = self._receiver.feed
         self._reader_factory = (_twins or {}).get("framing", _framing).FrameReader
+        self._event_type: type[Event] = (_twins or {}).get("envelope", _envelope).Event
         self._identify_queue = identify_queue
         self._max_message_size = max_message_size
         self._ssl = ssl
         self._connect_timeout = float(connect_timeout)
 
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = time.monotonic  # the loop's clock, set with _loop (see _loop_clock)
         self._connection: GatewayConnection | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self._identify_task: asyncio.Task[None] | None = None
@@ -254,6 +267,7 @@ class Shard:
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
+        self._clock = _loop_clock(self._loop)
         self._stopped_event = asyncio.Event()
         if self._identify_queue is None:
             self._identify_queue = _default_identify_queue(self._loop)
@@ -318,6 +332,10 @@ class Shard:
         if event_types is not None:
             self.set_event_types(event_types)
         while True:
+            queue = self._queue  # read each time: set_event_types replaces it
+            if queue:  # next_event's first step, without a coroutine per event
+                yield queue.popleft()
+                continue
             try:
                 event = await self.next_event()
             except ShardClosedError:
@@ -515,7 +533,7 @@ class Shard:
     def _on_message(self, opcode: int, message: bytes) -> None:
         """Must not raise (see GatewayConnection): only PayloadError and CompressionError are expected here; any
         other exception is a bug or a hostile payload reaching one, logged with its traceback by _unexpected."""
-        now = self._loop.time()  # type: ignore[union-attr]
+        now = self._clock()
         proto = self._proto
         receiver = self._receiver  # Receiver.feed's two steps, inline (one frame and one tuple less per message)
         inflate = receiver.inflate
@@ -539,12 +557,12 @@ class Shard:
             self._unexpected(exc, message, now, stream_suspect=payload is None and inflate is not None)
             return
         try:
-            if proto.receive(op, seq, name, payload, d_start, d_end, now) and wanted:
-                self._queue.append(Event(name, op, seq, payload, d_start, d_end, self._number))
+            flags = proto.receive(op, seq, name, payload, d_start, d_end, now)
+            if flags & DELIVER and wanted:
+                self._queue.append(self._event_type(name, op, seq, payload, d_start, d_end, self._number))
                 if self._waiter is not None:
                     self._wake()
-            # A plain dispatch changes no deadline; it can only release queued commands, which shows in has_output.
-            if op != 0 or proto.has_output or name == "READY" or name == "RESUMED":
+            if flags & PUMP:  # clear for a plain dispatch of a running session that released no command
                 self._pump()
         except Exception as exc:
             self._unexpected(exc, payload, now, stream_suspect=False)
@@ -566,7 +584,7 @@ class Shard:
         # Ours only when we ended it and the peer sent no close frame of its own (an echo carries the peer's code).
         by_client = connection is None or (connection.closed_by_us and connection.close_received is None)
         if self._wanted & _CLOSE_FLAG:
-            self._queue.append(_close_event(code, reason, self._number))
+            self._queue.append(_close_event(code, reason, self._number, self._event_type))
             self._wake()
         assert self._loop is not None
         self._proto.connection_lost(code, reason, self._loop.time(), initiated_by_client=by_client)
@@ -601,6 +619,7 @@ class Shard:
         HELLO (the identify-queue wait then runs as a task when ``loop`` runs), READY, then recorded frames.
         """
         self._loop = loop
+        self._clock = _loop_clock(loop)
         self._stopped_event = asyncio.Event()
         if self._identify_queue is None:
             self._identify_queue = _default_identify_queue(loop)

@@ -1,7 +1,12 @@
-"""Event: lazy, cached decoding of d; short repr; from_payload; and the JSON selector it uses."""
+"""Event: lazy, cached decoding of d; short repr; from_payload; and the JSON selector it uses.
+
+Every test runs on both Event twins (``gateway._envelope_py.Event`` and the compiled one): the autouse fixture
+``event_twin`` points this module's ``Event`` at the twin of the ``envelope`` fixture.
+"""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -14,6 +19,13 @@ import pytest
 from gateway import _json
 from gateway.errors import PayloadError
 from gateway.event import Event
+
+
+@pytest.fixture(autouse=True)
+def event_twin(envelope: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This module's ``Event`` (and ``build``) use the envelope twin under test."""
+    monkeypatch.setitem(globals(), "Event", envelope.Event)
+    return envelope
 
 
 def build(payload: bytes) -> Event:
@@ -128,29 +140,56 @@ def test_gateway_json_env_forces_the_backend(backend: str) -> None:
 # ---- get(key, default): one top-level key of d, decoded alone (both envelope twins) ----
 
 
-@pytest.fixture
-def event_twin(envelope: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Event.get through the given envelope twin's find_member."""
-    import gateway.event
-
-    monkeypatch.setattr(gateway.event, "find_member", envelope.find_member)
-    return envelope
-
-
-def test_get_matches_data_on_the_corpus(event_twin: Any) -> None:
-    import gateway.event
+def test_get_matches_data_on_the_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.corpus import generate_steady
 
+    decoded: list[bytes] = []
+    real = _json.loads
+    monkeypatch.setattr(_json, "loads", lambda text: decoded.append(bytes(text)) or real(text))
     for payload in generate_steady(count=400):
         data = Event.from_payload(payload).data
         fresh = Event.from_payload(payload)
         keys = list(data) if isinstance(data, dict) else []
+        decoded.clear()
         for key in keys + ["no-such-key"]:
             assert fresh.get(key, "absent") == (data.get(key, "absent") if isinstance(data, dict) else "absent")
-        assert fresh._data is gateway.event._NOT_DECODED  # get never decoded the whole of d
+        if len(keys) > 1:
+            assert fresh.raw_data not in decoded  # get never decoded the whole of d
 
 
-def test_get_defaults_and_after_data(event_twin: Any) -> None:
+#: Values of d["k"] in every form: the compiled twin decodes the plain ones itself, the rest go to the backend.
+VALUE_FORMS = [
+    rb'""', rb'"plain ascii 123"', rb'"\u00e9"', '"caf\u00e9"'.encode(), rb'"a\"b"', rb'"tab\tin"', b'"del\x7f"',
+    b"true", b"false", b"null", b"0", b"-0", b"7", b"-12", b"123456789012345678", b"-123456789012345678",
+    b"1234567890123456789", b"99999999999999999999", b"1.5", b"1e3", b"-1E-2", rb'[1,"x"]', rb'{"a":{}}',
+]
+INVALID_VALUES = [b"01", b"-", b"--1", b"1-", b'"raw\x01control"', b"tru", b"nul", b'"\xff"', b"+1"]
+
+
+@pytest.mark.parametrize("value", VALUE_FORMS)
+def test_get_decodes_every_value_form_like_the_backend(value: bytes) -> None:
+    payload = b'{"op":0,"t":"X","s":1,"d":{"k":' + value + b',"z":1}}'
+    got = build(payload).get("k")
+    expected = _json.loads(value)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("value", INVALID_VALUES)
+def test_get_rejects_invalid_values_like_the_backend(value: bytes) -> None:
+    payload = b'{"op":0,"t":"X","s":1,"d":{"k":' + value + b',"z":1}}'
+    with pytest.raises(_json.DECODE_ERRORS):
+        _json.loads(value)
+    with pytest.raises(PayloadError, match="X event"):
+        build(payload).get("k")
+
+
+def test_compiled_events_are_not_tracked_by_the_garbage_collector(envelope: Any) -> None:
+    event = build(b'{"op":0,"t":"X","s":1,"d":{"a":[1,{"b":2}]}}')
+    assert event.data == {"a": [1, {"b": 2}]}
+    assert gc.is_tracked(event) is (envelope.__name__ == "gateway._envelope_py")
+
+
+def test_get_defaults_and_after_data() -> None:
     assert build(b'{"op":11}').get("a", 5) == 5
     assert build(b'{"op":0,"t":"X","d":[1]}').get("a") is None
     assert build(b'{"op":0,"t":"X","d":null}').get("a", 1) == 1
@@ -160,7 +199,7 @@ def test_get_defaults_and_after_data(event_twin: Any) -> None:
     assert event.get("c") == "\u00e9" and event.get("zz", 0) == 0  # from the decoded dict now
 
 
-def test_get_errors_name_the_event(event_twin: Any) -> None:
+def test_get_errors_name_the_event() -> None:
     broken_value = build(b'{"op":0,"t":"MESSAGE_CREATE","d":{"a":[tru],"b":1}}')
     assert broken_value.get("b") == 1  # other values are skipped, not validated
     with pytest.raises(PayloadError, match="MESSAGE_CREATE event: d\\['a'\\]") as caught:
@@ -171,7 +210,7 @@ def test_get_errors_name_the_event(event_twin: Any) -> None:
         broken_object.get("zz")
 
 
-def test_get_on_deep_values(event_twin: Any) -> None:
+def test_get_on_deep_values() -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     event = build(b'{"op":0,"t":"X","d":{"deep":' + deep + b',"a":1}}')
     assert event.get("a") == 1
@@ -208,17 +247,16 @@ def test_decode_into_a_struct_skips_unknown_fields() -> None:
 
 
 def test_decode_any_msgspec_type_and_one_cached_decoder_per_type() -> None:
-    import gateway.event
-
+    decoders = _json._TYPED_DECODERS
     event = build(MESSAGE)
     assert event.decode(dict)["id"] == "1"
     assert event.decode(dict[str, Any])["author"]["id"] == "7"
-    first = gateway.event._DECODERS[MessageCreate] if MessageCreate in gateway.event._DECODERS else None
+    first = decoders.get(MessageCreate)
     event.decode(MessageCreate)
-    decoder = gateway.event._DECODERS[MessageCreate]
+    decoder = decoders[MessageCreate]
     assert first is None or first is decoder
     build(MESSAGE).decode(MessageCreate)
-    assert gateway.event._DECODERS[MessageCreate] is decoder
+    assert decoders[MessageCreate] is decoder
 
 
 @pytest.mark.parametrize(
@@ -238,9 +276,7 @@ def test_decode_errors_are_payload_errors_naming_the_event(payload: bytes) -> No
 
 
 def test_decode_without_msgspec_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gateway.event
-
-    monkeypatch.setattr(gateway.event, "_DECODERS", {})
+    monkeypatch.setattr(_json, "_TYPED_DECODERS", {})
     monkeypatch.setitem(sys.modules, "msgspec", None)
     monkeypatch.setitem(sys.modules, "msgspec.json", None)
     with pytest.raises(ImportError, match=r"gateway\[speed\]"):
@@ -261,16 +297,17 @@ def test_every_backend_reads_slices_and_gives_decode_errors_on_deep_input() -> N
             loads(b"[" * 100_000 + b"]" * 100_000)
 
 
-def test_large_d_and_values_decode_from_a_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gateway.event
-
+def test_large_d_and_values_decode_from_a_view(envelope: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[type] = []
     real = _json.loads
     monkeypatch.setattr(_json, "loads", lambda text: seen.append(type(text)) or real(text))
-    big = json.dumps({"members": ["x" * 10] * 1000, "id": "5"}).encode()
+    big = json.dumps({"members": ["x" * 10] * 1000, "id": "5", "n": {"a": 1}}).encode()
     event = build(b'{"op":0,"t":"GUILD_CREATE","s":1,"d":' + big + b"}")
-    assert event.get("id") == "5" and len(event.get("members")) == 1000
+    assert event.get("id") == "5" and event.get("n") == {"a": 1}  # small values: a bytes slice (if any)
+    assert set(seen) <= {bytes} and seen
+    seen.clear()
+    assert len(event.get("members")) == 1000
     assert event.data["id"] == "5"
     view = memoryview if _json.VIEWS else bytes
-    assert seen == [bytes, view, view]
-    assert gateway.event._VIEW_THRESHOLD < len(big)
+    assert seen == [view, view]
+    assert envelope.VIEW_THRESHOLD < len(big)

@@ -14,6 +14,7 @@ from gateway._envelope import EventFilter
 from gateway.errors import FatalCloseError, PayloadError, ShardClosedError
 from gateway.models import Session, ShardId, ShardStatus
 from gateway.protocol import (
+    DELIVER,
     BACKOFF_CAP,
     CLOSE_POLICY,
     CLOSE_TIMEOUT,
@@ -70,7 +71,7 @@ class Harness:
     def feed(self, message: dict[str, Any] | bytes, now: float) -> bool:
         payload = message if isinstance(message, bytes) else json.dumps(message).encode()
         op, seq, name, d_start, d_end, _ = _SCANNER.scan(payload)
-        deliver = self.proto.receive(op, seq, name, payload, d_start, d_end, now)
+        deliver = bool(self.proto.receive(op, seq, name, payload, d_start, d_end, now) & DELIVER)
         self._collect()
         return deliver
 

@@ -16,7 +16,7 @@ import pytest
 from gateway import IdentifyQueue, Intents, Session, Shard, ShardId
 from gateway._envelope import EventFilter
 from gateway.models import ShardStatus
-from gateway.protocol import Connect, RequestIdentify, ShardProtocol, gateway_url_refusal, safe_gateway_url
+from gateway.protocol import DELIVER, Connect, RequestIdentify, ShardProtocol, gateway_url_refusal, safe_gateway_url
 from gateway.testing import FakeGateway
 
 from shard_helpers import WAIT, next_named, run
@@ -84,7 +84,7 @@ class _Driver:
     def feed(self, message: dict[str, Any], now: float) -> bool:
         payload = json.dumps(message).encode()
         op, seq, name, d_start, d_end, _ = _SCAN(payload)
-        return self.proto.receive(op, seq, name, payload, d_start, d_end, now)
+        return bool(self.proto.receive(op, seq, name, payload, d_start, d_end, now) & DELIVER)
 
     def to_ready(self, resume_url: Any) -> None:
         proto = self.proto

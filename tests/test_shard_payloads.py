@@ -135,7 +135,8 @@ MARKER = b"boom-6b1d"
 def _failing(twins: dict[str, ModuleType], step: str) -> dict[str, Any]:
     if step == "scan":
         real = twins["envelope"].EventFilter
-        return {**twins, "envelope": SimpleNamespace(EventFilter=lambda wanted: _FailingFilter(real, wanted))}
+        return {**twins, "envelope": SimpleNamespace(EventFilter=lambda wanted: _FailingFilter(real, wanted),
+                                                      Event=twins["envelope"].Event)}
     make = twins["inflate"].make_inflater
 
     def make_inflater(compression: str | None, max_size: int) -> Any:

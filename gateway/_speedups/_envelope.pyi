@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["scan_envelope", "EventFilter", "find_member"]
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["scan_envelope", "EventFilter", "find_member", "Event"]
 
 def scan_envelope(payload: bytes) -> tuple[int, int | None, str | None, int, int]: ...
 
@@ -13,3 +17,22 @@ class EventFilter:
     @property
     def wanted(self) -> int: ...
     def scan(self, payload: bytes) -> tuple[int, int | None, str, int, int, bool]: ...
+
+VIEW_THRESHOLD: int
+
+class Event:
+    name: str
+    op: int
+    seq: int | None
+    raw: bytes
+    shard_id: int | None
+    def __init__(self, name: str, op: int, seq: int | None, payload: bytes, d_start: int, d_end: int,
+                 shard_id: int | None = None) -> None: ...
+    @classmethod
+    def from_payload(cls, payload: bytes, shard_id: int | None = None) -> Event: ...
+    @property
+    def data(self) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def decode(self, type: type[T]) -> T: ...
+    @property
+    def raw_data(self) -> bytes | None: ...

@@ -13,16 +13,18 @@ string is skipped with memchr between quotes, counting the backslashes before ea
 180 ns with AVX2 (255 ns portable), ``{"op":11,...}`` 88 ns; the pure twin 4.9 us and 0.7 us.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.string cimport memchr, memcmp, memcpy
 
 import json
 
+from gateway import _json
 from gateway.errors import PayloadError
 from gateway.flags import FLAG_BY_NAME, OPCODE_NAMES
 
-__all__ = ["scan_envelope", "EventFilter", "find_member"]
+__all__ = ["scan_envelope", "EventFilter", "find_member", "Event"]
 
 cdef extern from *:
     """
@@ -195,6 +197,9 @@ cdef enum:
     QUOTE = 0x22
     BACKSLASH = 0x5C
     OPEN_BRACE = 0x7B
+    MINUS = 0x2D
+    ZERO = 0x30
+    NINE = 0x39
     CLOSE_BRACE = 0x7D
     OPEN_BRACKET = 0x5B
     CLOSE_BRACKET = 0x5D
@@ -704,3 +709,144 @@ cdef class EventFilter:
 
     def __repr__(self) -> str:
         return f"EventFilter(wanted={self._wanted:#x})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Event: the compiled twin of gateway/_envelope_py.py's Event (read that one for the contract).
+# ---------------------------------------------------------------------------------------------------------------
+
+cdef object _NOT_DECODED = object()
+#: With a backend that reads memoryviews (``_json.VIEWS``), a ``d`` or value longer than this is decoded from a
+#: memoryview of ``raw`` (no copy of a multi-MB GUILD_CREATE); a shorter one from a bytes slice.
+VIEW_THRESHOLD = 4096
+cdef Py_ssize_t _VIEW_THRESHOLD = VIEW_THRESHOLD
+cdef EventFilter _NAMING_FILTER = EventFilter(0)
+
+
+cdef object _plain_value(const unsigned char *data, Py_ssize_t start, Py_ssize_t end):
+    """The value of JSON text data[start:end] when it is one of the plain forms every backend decodes alike (an
+    ASCII string without escapes or control bytes, true, false, null, an integer of at most 18 digits), else
+    _NOT_DECODED (the JSON backend decodes it)."""
+    cdef Py_ssize_t length = end - start, i
+    cdef unsigned char byte
+    cdef long long number = 0
+    cdef bint negative
+    if length >= 2 and data[start] == QUOTE and data[end - 1] == QUOTE:
+        for i in range(start + 1, end - 1):
+            byte = data[i]
+            if byte < 0x20 or byte >= 0x80 or byte == QUOTE or byte == BACKSLASH:
+                return _NOT_DECODED
+        return PyUnicode_DecodeASCII(<const char *>data + start + 1, length - 2, NULL)
+    if length == 4 and memcmp(data + start, b"true", 4) == 0:
+        return True
+    if length == 4 and memcmp(data + start, b"null", 4) == 0:
+        return None
+    if length == 5 and memcmp(data + start, b"false", 5) == 0:
+        return False
+    negative = length > 0 and data[start] == MINUS
+    i = start + 1 if negative else start
+    if i >= end or end - i > 18 or (data[i] == ZERO and end - i > 1):
+        return _NOT_DECODED
+    while i < end:
+        byte = data[i]
+        if byte < ZERO or byte > NINE:
+            return _NOT_DECODED
+        number = number * 10 + (byte - ZERO)
+        i += 1
+    return -number if negative else number
+
+
+@cython.final
+@cython.no_gc  # it holds str/int/bytes and decoded JSON, none of which can lead back to it: it is never in a cycle
+@cython.freelist(256)
+cdef class Event:
+    """A gateway message: ``name`` (dispatch name or GATEWAY_*), ``op``, ``seq``, ``raw`` payload, lazy ``data``.
+
+    Compiled twin of ``gateway._envelope_py.Event``: same constructor, attributes, methods and errors. Not tracked
+    by the garbage collector (events are many and short-lived); do not store an event inside its own ``data``.
+    """
+
+    cdef public object name
+    cdef public object op
+    cdef public object seq
+    cdef public object raw
+    cdef public object shard_id
+    cdef Py_ssize_t _d_start
+    cdef Py_ssize_t _d_end
+    cdef object _data
+
+    def __init__(self, name, op, seq, payload, Py_ssize_t d_start, Py_ssize_t d_end, shard_id=None):
+        self.name = name
+        self.op = op
+        self.seq = seq
+        self.raw = payload
+        self.shard_id = shard_id
+        self._d_start = d_start
+        self._d_end = d_end
+        self._data = _NOT_DECODED
+
+    @classmethod
+    def from_payload(cls, payload, shard_id=None):
+        """Scan ``payload`` (a whole decompressed gateway message) and build its Event; PayloadError if invalid."""
+        op, seq, name, d_start, d_end, _ = _NAMING_FILTER.scan(payload)
+        return cls(name, op, seq, payload, d_start, d_end, shard_id)
+
+    cdef object _text(self, Py_ssize_t start, Py_ssize_t end):
+        if _json.VIEWS and end - start > _VIEW_THRESHOLD:
+            return memoryview(self.raw)[start:end]
+        return self.raw[start:end]
+
+    @property
+    def data(self):
+        """The decoded ``d`` (None when absent), decoded on first access and cached; PayloadError if it is invalid."""
+        data = self._data
+        if data is _NOT_DECODED:
+            if self._d_start < 0:
+                data = None
+            else:
+                try:
+                    data = _json.loads(self._text(self._d_start, self._d_end))
+                except _json.DECODE_ERRORS as exc:
+                    raise PayloadError(f"{self.name} event: d is not valid JSON ({exc})", self.raw) from None
+            self._data = data
+        return data
+
+    def get(self, key, default=None):
+        """``data.get(key, default)`` without building ``data``: only the value of top-level ``key`` is decoded."""
+        data = self._data
+        if data is not _NOT_DECODED:
+            return data.get(key, default) if type(data) is dict else default
+        if self._d_start < 0:
+            return default
+        raw = self.raw
+        try:
+            start, end = find_member(raw, self._d_start, self._d_end, key)
+        except PayloadError as exc:
+            raise PayloadError(f"{self.name} event: {exc}", raw) from exc
+        if start < 0:
+            return default
+        value = _plain_value(<const unsigned char *>PyBytes_AS_STRING(raw), start, end)  # raw: bytes (find_member)
+        if value is not _NOT_DECODED:
+            return value
+        try:
+            return _json.loads(self._text(start, end))
+        except _json.DECODE_ERRORS as exc:
+            raise PayloadError(f"{self.name} event: d[{key!r}] is not valid JSON ({exc})", raw) from None
+
+    def decode(self, type):
+        """``d`` decoded by msgspec into ``type`` (a ``msgspec.Struct``, or any type msgspec accepts)."""
+        decoder = _json.typed_decoder(type)
+        text = b"null" if self._d_start < 0 else memoryview(self.raw)[self._d_start:self._d_end]
+        try:
+            return decoder.decode(text)
+        except (ValueError, RecursionError) as exc:  # msgspec.DecodeError and ValidationError are ValueErrors
+            raise PayloadError(f"{self.name} event: d does not decode as {_json.type_name(type)} ({exc})",
+                               self.raw) from None
+
+    @property
+    def raw_data(self):
+        """The raw JSON text of ``d`` (a copy of that slice of ``raw``), or None when the payload has no ``d``."""
+        return None if self._d_start < 0 else self.raw[self._d_start:self._d_end]
+
+    def __repr__(self):
+        return f"<Event {self.name} op={self.op} seq={self.seq} shard={self.shard_id} size={len(self.raw)}>"
