@@ -12,6 +12,11 @@ Checks on a frame, in this order (both twins keep it, so a malformed stream fail
 2. as soon as its length is known: a 64-bit length with the top bit set (1002), a data message over
    ``max_message_size`` counting the fragments already received (1009, before the body arrives);
 3. when a text message is complete: UTF-8 of the reassembled message (1007).
+
+Arguments: ``FrameReader.feed``, ``build_frame`` and ``parse_close`` take a C-contiguous bytes-like object (bytes,
+bytearray, a contiguous memoryview, array.array, ...), read as its raw bytes whatever its item size. Anything else
+(a non-contiguous memoryview such as ``memoryview(b"abcdef")[::2]``, str, int, None) raises TypeError ("... must be a
+contiguous bytes-like object, not ..."), in both twins; ``feed`` raises it before the reader is touched.
 """
 
 from __future__ import annotations
@@ -43,6 +48,25 @@ _MAX_CONTROL_PAYLOAD = 125
 _UNLIMITED = sys.maxsize - 16
 #: Close codes a peer may put on the wire (RFC 6455 section 7.4 and the IANA registry), besides 3000-4999.
 _WIRE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+
+
+def _byte_view(data: object, name: str) -> bytearray | memoryview:
+    """``data`` (not bytes) as a 1-D buffer of bytes, as the compiled twin reads it; TypeError unless it is a
+    C-contiguous bytes-like object (the same text in both twins)."""
+    if type(data) is bytearray:
+        return data
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}") from None
+    if not view.c_contiguous:
+        raise TypeError(
+            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
+            "(copy it with bytes() first)"
+        )
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")  # positions count bytes, as in the compiled twin
+    return view
 
 
 def _close_code_allowed(code: int) -> bool:
@@ -80,12 +104,15 @@ class FrameReader:
         Data messages come reassembled (``OP_TEXT`` payloads UTF-8 validated, still bytes); ``OP_PING``,
         ``OP_PONG`` and ``OP_CLOSE`` frames come as they arrive (read a close payload with :func:`parse_close`).
         Raises :class:`ProtocolError` (``.close_code`` 1002 or 1007) or :class:`MessageTooLargeError` (1009); the
-        messages completed earlier in this call are on the exception as ``.messages``.
+        messages completed earlier in this call are on the exception as ``.messages``. TypeError when ``data`` is
+        not a contiguous bytes-like object (the reader is left as it was).
         """
         if self._failed_code:
             error = ProtocolError("the frame reader is unusable after an earlier protocol error", self._failed_code)
             error.messages = []  # type: ignore[attr-defined]
             raise error
+        if type(data) is not bytes:
+            data = _byte_view(data, "data")
         buffer = self._buffer
         if buffer:
             buffer += data
@@ -192,12 +219,14 @@ def _check_utf8(payload: bytes) -> None:
         raise ProtocolError(f"invalid UTF-8 in a text message at byte {exc.start}", 1007) from None
 
 
-def parse_close(payload: bytes) -> tuple[int, str]:
+def parse_close(payload: bytes | bytearray | memoryview) -> tuple[int, str]:
     """Read a close frame's payload as ``(code, reason)``; an empty payload is ``(1005, "")``.
 
     Raises ProtocolError(1002) for a 1-byte payload or a code that may not be sent on the wire, ProtocolError(1007)
-    for a reason that is not UTF-8.
+    for a reason that is not UTF-8, TypeError when ``payload`` is not a contiguous bytes-like object.
     """
+    if type(payload) is not bytes:
+        payload = _byte_view(payload, "payload")
     size = len(payload)
     if size == 0:
         return 1005, ""
@@ -227,14 +256,16 @@ def build_close_payload(code: int, reason: str = "") -> bytes:
     return code.to_bytes(2, "big") + encoded
 
 
-def build_frame(opcode: int, payload: bytes, *, mask: bool = True) -> bytes:
+def build_frame(opcode: int, payload: bytes | bytearray | memoryview, *, mask: bool = True) -> bytes:
     """One frame with FIN set: ``mask=True`` (a client frame) masks it with a fresh ``os.urandom(4)`` key.
 
-    Raises ValueError for an unknown opcode or a control frame payload over 125 bytes.
+    Raises ValueError for an unknown opcode or a control frame payload over 125 bytes, TypeError when ``payload`` is
+    not a contiguous bytes-like object.
     """
     if opcode not in _KNOWN_OPCODES:
         raise ValueError(f"unknown opcode {opcode}")
-    payload = bytes(payload)
+    if type(payload) is not bytes:
+        payload = bytes(_byte_view(payload, "payload"))
     length = len(payload)
     if opcode >= OP_CLOSE and length > _MAX_CONTROL_PAYLOAD:
         raise ValueError(f"control frame payload of {length} bytes is over {_MAX_CONTROL_PAYLOAD}")

@@ -37,6 +37,10 @@ Contract (tested in ``tests/test_inflate*.py``):
 4. ``max_size`` is an int from 1 to MAX_INFLATED_SIZE_LIMIT, checked at construction (TypeError / ValueError).
    Both inflaters bound one decompressed message by it, and a zlib inflater bounds the compressed bytes it buffers
    while waiting for the marker the same way.
+5. ``feed`` takes a C-contiguous bytes-like object (bytes, bytearray, a contiguous memoryview, array.array, ...),
+   read as its raw bytes whatever its item size; anything else (a non-contiguous memoryview such as
+   ``memoryview(b"abcdef")[::2]``, str, int, None) raises TypeError ("message must be a contiguous bytes-like
+   object, not ...") before the inflater is touched, so it is not poisoned.
 
 zlib backend of this twin: the standard library's ``zlib`` by default, measured and chosen for agreement
 (``bench/bench_inflate.py``, README "Inflaters"): it is the library the compiled twin links, so the twins agree
@@ -135,6 +139,25 @@ def _check_max_size(max_size: object) -> int:
     return max_size
 
 
+def _byte_view(data: object, name: str) -> bytearray | memoryview:
+    """``data`` (not bytes) as a 1-D buffer of bytes, as the compiled twin reads it; TypeError unless it is a
+    C-contiguous bytes-like object (the same text in both twins)."""
+    if type(data) is bytearray:
+        return data
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}") from None
+    if not view.c_contiguous:
+        raise TypeError(
+            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
+            "(copy it with bytes() first)"
+        )
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")  # positions count bytes, as in the compiled twin
+    return view
+
+
 def _poisoned(reason: str) -> CompressionError:
     return CompressionError(f"the inflater is unusable after an earlier error ({reason}); reset() it for a new connection")
 
@@ -144,7 +167,8 @@ class ZlibStreamInflater:
 
     ``feed`` returns the decompressed gateway payload once the buffered data ends with ``00 00 FF FF``, else None.
     Raises CompressionError (corrupt data) or InflatedTooLargeError (output, or compressed data buffered without a
-    marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
+    marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``. A message that is not a
+    contiguous bytes-like object raises TypeError (and does not poison the inflater).
     """
 
     __slots__ = ("_max_size", "_decompressor", "_buffer", "_error", "_zlib", "_zlib_error", "_backend")
@@ -186,8 +210,8 @@ class ZlibStreamInflater:
         """Add one websocket message; return the gateway payload it completes, or None if more must come."""
         if self._error is not None:
             raise _poisoned(self._error)
-        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
-            message = message.cast("B")  # positions count bytes, as in the compiled twin
+        if type(message) is not bytes:
+            message = _byte_view(message, "message")
         buffer = self._buffer
         if not buffer and message[-4:] == ZLIB_SUFFIX:
             data: Buffer = message  # fast path: one complete message, no copy
@@ -251,7 +275,7 @@ class ZstdStreamInflater:
     Every ``feed`` returns one decompressed gateway payload. A frame that ends is followed by a new one. Raises
     CompressionError for corrupt data or a message that ends inside a zstd block, header or checksum (truncated),
     InflatedTooLargeError when one message inflates past ``max_size``. After any error every ``feed`` raises until
-    ``reset()``.
+    ``reset()``. A message that is not a contiguous bytes-like object raises TypeError (and does not poison it).
     """
 
     __slots__ = (
@@ -295,8 +319,8 @@ class ZstdStreamInflater:
         """Decompress one websocket message (one gateway message) and return it."""
         if self._error is not None:
             raise _poisoned(self._error)
-        if type(message) is memoryview and (message.itemsize != 1 or message.ndim != 1):
-            message = message.cast("B")  # positions count bytes, as in the compiled twin
+        if type(message) is not bytes:
+            message = _byte_view(message, "message")
         try:
             inflated = self._decompress(message)
         except zstandard.ZstdError as exc:

@@ -9,7 +9,7 @@ that frame and parsed on its own, then parsing goes on in the chunk. Text is che
 at a time.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_NoMemory
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
@@ -131,6 +131,31 @@ cdef inline bint _close_code_allowed(int code) noexcept:
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
 
 
+cdef int _get_buffer(object data, Py_buffer *view, str name) except -1:
+    """A simple (C-contiguous, byte-addressed) view of ``data``; TypeError otherwise, with the pure twin's text."""
+    if not PyObject_CheckBuffer(data):
+        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}")
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError:  # what CPython raises for a buffer that is not C-contiguous
+        raise TypeError(
+            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
+            "(copy it with bytes() first)"
+        ) from None
+    return 0
+
+
+cdef object _byte_view(object data, str name):
+    """``data`` (not bytes) as a 1-D memoryview of bytes; TypeError as :func:`_get_buffer` (for ``parse_close``)."""
+    cdef Py_buffer view
+    _get_buffer(data, &view, name)
+    PyBuffer_Release(&view)
+    view_object = memoryview(data)
+    if view_object.format != "B" or view_object.ndim != 1:
+        view_object = view_object.cast("B")
+    return view_object
+
+
 cdef int _check_utf8(const unsigned char *data, Py_ssize_t size) except -1:
     if not gw_utf8_valid(data, size):
         raise ProtocolError(f"invalid UTF-8 in a text message at byte {gw_utf8_error_offset(data, size)}", 1007)
@@ -201,7 +226,8 @@ cdef class FrameReader:
         Data messages come reassembled (``OP_TEXT`` payloads UTF-8 validated, still bytes); ``OP_PING``,
         ``OP_PONG`` and ``OP_CLOSE`` frames come as they arrive (read a close payload with :func:`parse_close`).
         Raises :class:`ProtocolError` (``.close_code`` 1002 or 1007) or :class:`MessageTooLargeError` (1009); the
-        messages completed earlier in this call are on the exception as ``.messages``.
+        messages completed earlier in this call are on the exception as ``.messages``. TypeError when ``data`` is
+        not a contiguous bytes-like object (the reader is left as it was).
         """
         cdef Py_buffer view
         cdef const unsigned char *chunk
@@ -216,7 +242,7 @@ cdef class FrameReader:
             chunk = <const unsigned char *>PyBytes_AS_STRING(data)
             size = PyBytes_GET_SIZE(data)
         else:
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            _get_buffer(data, &view, "data")
             release_view = True
             chunk = <const unsigned char *>view.buf
             size = view.len
@@ -356,8 +382,10 @@ def parse_close(payload):
     """Read a close frame's payload as ``(code, reason)``; an empty payload is ``(1005, "")``.
 
     Raises ProtocolError(1002) for a 1-byte payload or a code that may not be sent on the wire, ProtocolError(1007)
-    for a reason that is not UTF-8.
+    for a reason that is not UTF-8, TypeError when ``payload`` is not a contiguous bytes-like object.
     """
+    if type(payload) is not bytes:
+        payload = _byte_view(payload, "payload")
     cdef Py_ssize_t size = len(payload)
     if size == 0:
         return 1005, ""
@@ -390,7 +418,8 @@ def build_close_payload(code, reason=""):
 def build_frame(opcode, payload, *, mask=True):
     """One frame with FIN set: ``mask=True`` (a client frame) masks it with a fresh ``os.urandom(4)`` key.
 
-    Raises ValueError for an unknown opcode or a control frame payload over 125 bytes.
+    Raises ValueError for an unknown opcode or a control frame payload over 125 bytes, TypeError when ``payload`` is
+    not a contiguous bytes-like object.
     """
     cdef Py_buffer view
     cdef Py_ssize_t length, header_size, i
@@ -400,7 +429,7 @@ def build_frame(opcode, payload, *, mask=True):
     if opcode not in _KNOWN_OPCODES:
         raise ValueError(f"unknown opcode {opcode}")
     cdef int op = opcode
-    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    _get_buffer(payload, &view, "payload")
     try:
         length = view.len
         source = <const unsigned char *>view.buf

@@ -1,4 +1,8 @@
-"""Type stub of the compiled inflation twin; mirrors ``gateway/_inflate_py.py``."""
+"""Type stub of the compiled inflation twin; mirrors ``gateway/_inflate_py.py``.
+
+``feed`` takes a C-contiguous bytes-like object (read as its raw bytes); anything else, a non-contiguous memoryview
+included, raises TypeError in both twins.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ twin's (see its docstring): this twin links the system zlib and libzstd, so on c
 with the pure twin on the standard library's zlib (the same libz), and within the contract otherwise.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.string cimport memcmp, memcpy, memset
@@ -152,13 +152,27 @@ cdef inline void _shrink(OutputBuffer* out) noexcept:
         out.capacity = INITIAL_OUTPUT_SIZE
 
 
+cdef int _get_buffer(object data, Py_buffer* view, str name) except -1:
+    """A simple (C-contiguous, byte-addressed) view of ``data``; TypeError otherwise, with the pure twin's text."""
+    if not PyObject_CheckBuffer(data):
+        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}")
+    try:
+        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    except BufferError:  # what CPython raises for a buffer that is not C-contiguous
+        raise TypeError(
+            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
+            "(copy it with bytes() first)"
+        ) from None
+    return 0
+
+
 cdef inline bint _borrow(object message, Py_buffer* view, const unsigned char** data, Py_ssize_t* size) except -1:
     """Point ``data``/``size`` at the bytes of ``message`` (no copy); True when ``view`` must be released after."""
     if PyBytes_CheckExact(message):
         data[0] = <const unsigned char*>PyBytes_AS_STRING(message)
         size[0] = PyBytes_GET_SIZE(message)
         return False
-    PyObject_GetBuffer(message, view, PyBUF_SIMPLE)
+    _get_buffer(message, view, "message")
     data[0] = <const unsigned char*>view.buf
     size[0] = view.len
     return True
@@ -169,7 +183,8 @@ cdef class ZlibStreamInflater:
 
     ``feed`` returns the decompressed gateway payload once the buffered data ends with ``00 00 FF FF``, else None.
     Raises CompressionError (corrupt data) or InflatedTooLargeError (output, or compressed data buffered without a
-    marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``.
+    marker, over ``max_size``). After any error every ``feed`` raises until ``reset()``. A message that is not a
+    contiguous bytes-like object raises TypeError (and does not poison the inflater).
     """
 
     cdef z_stream _stream
@@ -361,7 +376,7 @@ cdef class ZstdStreamInflater:
     Every ``feed`` returns one decompressed gateway payload. A frame that ends is followed by a new one. Raises
     CompressionError for corrupt data or a message that ends inside a zstd block, header or checksum (truncated),
     InflatedTooLargeError when one message inflates past ``max_size``. After any error every ``feed`` raises until
-    ``reset()``.
+    ``reset()``. A message that is not a contiguous bytes-like object raises TypeError (and does not poison it).
     """
 
     cdef ZSTD_DCtx* _context
