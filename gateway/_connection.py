@@ -67,6 +67,7 @@ DEFAULT_USER_AGENT = "gateway (python)"
 MAX_HANDSHAKE_RESPONSE_SIZE = 64 * 1024
 
 OnMessage = Callable[[int, bytes], None]
+OnMessages = Callable[[list[tuple[int, bytes]], int], int]
 OnClose = Callable[["int | None", str], None]
 
 # Connection states, in the order they happen.
@@ -84,6 +85,11 @@ class GatewayConnection(asyncio.Protocol):
     message, in order, starting after :func:`open_connection` has returned. It must not raise: an exception
     escaping it is a fatal protocol error for asyncio, which drops the connection (``on_close(None, "")``).
     Once :meth:`close` or :meth:`abort` has been called, no more messages are delivered.
+
+    ``on_messages(messages, start)``, when given, takes the place of ``on_message`` for runs of data messages: called
+    while the connection is open with the list ``FrameReader.feed`` returned, it handles ``messages[start:]`` in
+    order up to the first control frame (opcode >= 8, left to the connection) or until the connection stops being
+    open, and returns the index of the first message it did not handle; the same rules apply (must not raise).
     """
 
     def __init__(
@@ -94,12 +100,14 @@ class GatewayConnection(asyncio.Protocol):
         reader: Any,
         close_timeout: float,
         loop: asyncio.AbstractEventLoop,
+        on_messages: OnMessages | None = None,
     ) -> None:
         self._loop = loop
         self._handshake: ClientProtocol | None = handshake
         self._handshake_buffer = bytearray()
         self._handshake_result: asyncio.Future[None] = loop.create_future()
         self._on_message = on_message
+        self._on_messages = on_messages
         self._on_close = on_close
         self._feed: Callable[[bytes | bytearray | memoryview], list[tuple[int, bytes]]] = reader.feed
         self._close_timeout = close_timeout
@@ -269,7 +277,16 @@ class GatewayConnection(asyncio.Protocol):
             self._protocol_error(exc)
             return
         on_message = self._on_message
-        for opcode, payload in messages:
+        on_messages = self._on_messages
+        index = 0
+        count = len(messages)
+        while index < count:
+            if on_messages is not None and self._state == _OPEN:
+                index = on_messages(messages, index)  # the data messages up to the next control frame
+                if index >= count:
+                    break
+            opcode, payload = messages[index]
+            index += 1
             if opcode < OP_CLOSE:  # OP_TEXT / OP_BINARY (the reader never returns continuations)
                 if self._state == _OPEN:
                     on_message(opcode, payload)
@@ -434,6 +451,7 @@ async def open_connection(
     max_message_size: int | None = None,
     headers: Mapping[str, str] | None = None,
     close_timeout: float = 2.0,
+    on_messages: OnMessages | None = None,
     _reader_factory: Callable[[int | None], Any] | None = None,
 ) -> GatewayConnection:
     """Open a websocket connection to ``url`` (``ws://`` or ``wss://``) and complete the opening handshake.
@@ -442,6 +460,8 @@ async def open_connection(
     defaults to ``ssl.create_default_context()`` (certificates verified). ``headers`` are added to the request
     (``User-Agent`` defaults to :data:`DEFAULT_USER_AGENT`). ``max_message_size`` bounds one received message
     (None = unlimited). ``close_timeout`` bounds the wait for the close echo and for TCP to shut down.
+
+    ``on_messages``: see :class:`GatewayConnection`.
 
     ``on_message`` is first called from a loop callback scheduled when this coroutine returns, so the caller
     holds the connection before any message arrives. ``on_close`` is called exactly once, only for a connection
@@ -470,7 +490,8 @@ async def open_connection(
 
     reader_factory = _reader_factory if _reader_factory is not None else _framing.FrameReader
     loop = asyncio.get_running_loop()
-    connection = GatewayConnection(handshake, on_message, on_close, reader_factory(max_message_size), close_timeout, loop)
+    connection = GatewayConnection(handshake, on_message, on_close, reader_factory(max_message_size), close_timeout, loop,
+                                   on_messages)
     where = f"{uri.host}:{uri.port}"
     try:
         await asyncio.wait_for(_connect(loop, connection, uri.host, uri.port, ssl_context), timeout)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from . import _json
 from .errors import PayloadError
@@ -56,6 +56,11 @@ _OPEN_BRACE, _OPEN_BRACKET, _CLOSE_BRACE = 0x7B, 0x5B, 0x7D
 #: Interning table: a known name maps to the one str object FLAG_BY_NAME holds.
 _INTERNED: dict[str, str] = {name: name for name in FLAG_BY_NAME}
 _UNKNOWN_FLAG = FLAG_BY_NAME["UNKNOWN"]
+#: EventFilter.run: websocket opcodes (text; control frames from close on), the sequence limit and the dispatches
+#: the protocol handles itself (the same as ``gateway.protocol``'s fast path).
+_OP_TEXT, _OP_CLOSE = 0x1, 0x8
+_SEQ_LIMIT = 2**63
+_SESSION_NAMES = ("READY", "RESUMED")
 _raw_decode = json.JSONDecoder().raw_decode
 
 _CANONICAL = re.compile(rb'\{"t":(?:null|"([A-Z0-9_]+)"),"s":(null|-?(?:0|[1-9][0-9]*)),"op":(-?(?:0|[1-9][0-9]*)),"d":')
@@ -362,12 +367,15 @@ class EventFilter:
     ``wanted`` is an :class:`gateway.flags.EventTypeFlags` value (or int). The per-name decision is computed once here.
     """
 
-    __slots__ = ("_wanted", "_wanted_by_name", "_unknown_wanted")
+    __slots__ = ("_wanted", "_wanted_by_name", "_unknown_wanted", "position", "sequence")
 
     def __init__(self, wanted: int) -> None:
         self._wanted: int = int(wanted)
         self._wanted_by_name: dict[str, bool] = {name: bool(flag & self._wanted) for name, flag in FLAG_BY_NAME.items()}
         self._unknown_wanted: bool = bool(_UNKNOWN_FLAG & self._wanted)
+        #: Where the last :meth:`run` stopped: the index of the next message to handle, and the last sequence taken.
+        self.position = 0
+        self.sequence = 0
 
     @property
     def wanted(self) -> int:
@@ -387,6 +395,54 @@ class EventFilter:
         if wanted is None:
             wanted = self._unknown_wanted
         return op, seq, name, d_start, d_end, wanted
+
+    def run(self, messages: list[tuple[int, bytes]], start: int, inflate: Callable[[bytes], bytes | None] | None,
+            last_seq: int, deliver: Callable[[Event], object], shard_id: int | None) -> bytes | BaseException | None:
+        """A shard's fast lane (see ``ShardProtocol.fast_lane``): take the data messages of ``messages[start:]``
+        (``(opcode, payload)`` pairs from ``FrameReader.feed``) while each is a plain dispatch of the running session
+        whose sequence is ``last_seq``.
+
+        Per message: inflated by ``inflate`` (an inflater's ``feed``; None without compression; a text message is
+        never inflated), a partial zlib-stream message (None) consumed and skipped, the payload scanned; a plain
+        dispatch (op 0, an integer ``s`` with ``last_seq < s < 2**63``, a name other than READY and RESUMED) moves
+        the sequence to ``s`` and, when wanted, is handed to ``deliver(Event(..., shard_id))``.
+
+        Stops at the end, before a control frame (opcode >= 8, not consumed), or after a message it does not take,
+        and returns None (the end, or a control frame), that message's payload (inflated, for the slow path to handle
+        from the scan on: not a plain dispatch, or its scan raised), or the exception ``inflate`` raised.
+        :attr:`position` is then the index of the next message, :attr:`sequence` the last sequence taken.
+        """
+        sequence = last_seq
+        index = start
+        count = len(messages)
+        try:
+            while index < count:
+                opcode, message = messages[index]
+                if opcode >= _OP_CLOSE:
+                    return None
+                index += 1
+                if inflate is not None and opcode != _OP_TEXT:
+                    try:
+                        payload = inflate(message)
+                    except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                        return exc
+                    if payload is None:
+                        continue
+                else:
+                    payload = message
+                try:
+                    op, seq, name, d_start, d_end, wanted = self.scan(payload)
+                except Exception:  # noqa: BLE001 - the slow path scans it again and reports
+                    return payload
+                if op != 0 or type(seq) is not int or not sequence < seq < _SEQ_LIMIT or name in _SESSION_NAMES:
+                    return payload
+                sequence = seq
+                if wanted:
+                    deliver(Event(name, op, seq, payload, d_start, d_end, shard_id))
+            return None
+        finally:
+            self.position = index
+            self.sequence = sequence
 
     def __repr__(self) -> str:
         return f"EventFilter(wanted={self._wanted:#x})"

@@ -35,10 +35,11 @@ class Receiver:
     the selectors' choice.
 
     :attr:`inflate` (None without compression) and :attr:`scan` are the two steps as bound methods, for a caller that
-    runs them itself; ``scan`` is replaced when :attr:`wanted` changes, so read it for every message.
+    runs them itself; :attr:`filter` is the EventFilter (its ``run`` is the shard's fast lane). ``scan`` and
+    ``filter`` are replaced when :attr:`wanted` changes, so read them for every message.
     """
 
-    __slots__ = ("compression", "inflate", "scan", "_inflater", "_filter", "_event_filter_type")
+    __slots__ = ("compression", "inflate", "scan", "_inflater", "filter", "_event_filter_type")
 
     def __init__(
         self,
@@ -54,18 +55,18 @@ class Receiver:
         self._inflater = inflate_module.make_inflater(compression, max_inflated_size)
         self.inflate = self._inflater.feed if self._inflater is not None else None
         self._event_filter_type = envelope_module.EventFilter
-        self._filter = self._event_filter_type(int(wanted))
-        self.scan = self._filter.scan
+        self.filter = self._event_filter_type(int(wanted))
+        self.scan = self.filter.scan
 
     @property
     def wanted(self) -> int:
         """The event types :meth:`feed` marks as wanted."""
-        return self._filter.wanted
+        return self.filter.wanted
 
     @wanted.setter
     def wanted(self, flags: int) -> None:
-        self._filter = self._event_filter_type(int(flags))
-        self.scan = self._filter.scan
+        self.filter = self._event_filter_type(int(flags))
+        self.scan = self.filter.scan
 
     def reset(self) -> None:
         """Start a new connection: a fresh decompression context, nothing buffered."""

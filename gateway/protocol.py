@@ -24,6 +24,12 @@ Inputs (each returns quickly; ``now`` is the driver's monotonic clock)::
                                                  driver still applies the user's filter), PUMP when the outputs below
                                                  may have changed. Only for receive may the driver skip reading the
                                                  outputs, when PUMP is clear (a plain dispatch of a running session).
+    fast_lane() -> int | None                    (a query) the sequence of a running session with nothing waiting
+                                                 to be sent, or None; while it is not None the driver may take the
+                                                 next plain dispatches itself, without receive(): op 0, an integer s
+                                                 with sequence < s < 2**63, a name other than READY and RESUMED (what
+                                                 receive() would deliver with no output), then report them:
+    dispatched(seq, now)                         the last sequence taken in the driver's fast lane
     payload_error(error, now)                    the envelope scan raised PayloadError: reported, skipped
     compression_error(error, now)                the inflater raised CompressionError: leads to Close(4000) + resume
     connection_lost(code, reason, now, *, initiated_by_client=False)
@@ -754,6 +760,18 @@ class ShardProtocol:
             deliver = True
         self._flush(now)
         return DELIVER | PUMP if deliver else PUMP
+
+    def fast_lane(self) -> int | None:
+        """The sequence when the driver may take plain dispatches itself (see the driver contract), else None."""
+        if self._phase is _OPEN and not self._resume_pending and not self._identify_ready and not self._commands:
+            return self._sequence
+        return None
+
+    def dispatched(self, seq: int, now: float) -> None:
+        """The driver's fast lane took plain dispatches up to ``seq`` (each one receive() would have delivered with
+        no output: only the sequence moves)."""
+        self._now = now
+        self._sequence = seq
 
     def payload_error(self, error: BaseException, now: float) -> None:
         """A payload that could not be scanned: reported (logged, counted) and skipped; the session lives on."""

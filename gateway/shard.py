@@ -38,7 +38,7 @@ from typing import Any
 
 from . import _envelope, _framing, _json, commands
 from ._connection import GatewayConnection, open_connection
-from ._framing import OP_TEXT
+from ._framing import OP_CLOSE, OP_TEXT
 from ._inflate import DEFAULT_MAX_INFLATED_SIZE
 from ._receive import Receiver
 from .errors import CompressionError, ConnectError, FatalCloseError, PayloadError, ShardClosedError
@@ -494,6 +494,7 @@ class Shard:
             connection = await open_connection(
                 url,
                 on_message=self._on_message,
+                on_messages=self._on_messages,
                 on_close=self._on_connection_close,
                 timeout=self._connect_timeout,
                 ssl=self._ssl,
@@ -530,31 +531,88 @@ class Shard:
         self._proto.identify_granted(self._loop.time())
         self._pump()
 
-    def _on_message(self, opcode: int, message: bytes) -> None:
-        """Must not raise (see GatewayConnection): only PayloadError and CompressionError are expected here; any
-        other exception is a bug or a hostile payload reaching one, logged with its traceback by _unexpected."""
-        now = self._clock()
+    def _on_messages(self, messages: list[tuple[int, bytes]], start: int) -> int:
+        """GatewayConnection's batch callback: ``messages[start:]`` up to the first control frame, through the fast
+        lane (``EventFilter.run``: inflate, scan and Event in C, no Python per message) while the protocol's
+        ``fast_lane()`` allows it, else one by one through :meth:`_on_message`. Returns the index of the first
+        message not handled (a control frame, the end, or the connection stopped being open). Must not raise."""
         proto = self._proto
-        receiver = self._receiver  # Receiver.feed's two steps, inline (one frame and one tuple less per message)
-        inflate = receiver.inflate
-        payload = None
+        receiver = self._receiver
+        queue = self._queue
+        count = len(messages)
+        index = start
+        queued = len(queue)
+        now = self._clock()
         try:
-            if inflate is not None and opcode != OP_TEXT:
+            while index < count:
+                last = proto.fast_lane()
+                if last is None:
+                    opcode, message = messages[index]
+                    if opcode >= OP_CLOSE:
+                        return index
+                    index += 1
+                    self._on_message(opcode, message)
+                else:
+                    lane = receiver.filter
+                    try:
+                        pending = lane.run(messages, index, receiver.inflate, last, queue.append, self._number)
+                    except Exception as exc:  # not expected: deliver (queue.append) failed
+                        pending = None
+                        self._unexpected(exc, b"", now, stream_suspect=False)
+                    index = lane.position
+                    if lane.sequence != last:
+                        proto.dispatched(lane.sequence, now)
+                    if pending is None:
+                        if index < count and messages[index][0] >= OP_CLOSE:
+                            return index
+                        continue
+                    if isinstance(pending, Exception):
+                        self._inflate_failed(pending, messages[index - 1][1], now)
+                    else:
+                        self._on_payload(pending, now)
+                connection = self._connection
+                if connection is not None and connection.closing:
+                    return index
+            return index
+        finally:
+            if len(queue) != queued and self._waiter is not None:
+                self._wake()
+
+    def _on_message(self, opcode: int, message: bytes) -> None:
+        """One websocket message, through the per-message path (see :meth:`_on_messages` for the fast lane). Must not
+        raise (see GatewayConnection): only PayloadError and CompressionError are expected here; any other exception
+        is a bug or a hostile payload reaching one, logged with its traceback by _unexpected."""
+        now = self._clock()
+        inflate = self._receiver.inflate
+        if inflate is not None and opcode != OP_TEXT:
+            try:
                 payload = inflate(message)
-                if payload is None:
-                    return
-            else:
-                payload = message
-            op, seq, name, d_start, d_end, wanted = receiver.scan(payload)
-        except CompressionError as exc:
-            proto.compression_error(exc, now)
+            except Exception as exc:
+                self._inflate_failed(exc, message, now)
+                return
+            if payload is None:
+                return
+        else:
+            payload = message
+        self._on_payload(payload, now)
+
+    def _inflate_failed(self, error: Exception, message: bytes, now: float) -> None:
+        if isinstance(error, CompressionError):
+            self._proto.compression_error(error, now)
             self._pump()
-            return
+        else:
+            self._unexpected(error, message, now, stream_suspect=True)
+
+    def _on_payload(self, payload: bytes, now: float) -> None:
+        """One decompressed payload: scanned, given to the protocol, delivered when both want it."""
+        proto = self._proto
+        try:
+            op, seq, name, d_start, d_end, wanted = self._receiver.scan(payload)
         except PayloadError as exc:
             proto.payload_error(exc, now)  # counts it in payload_errors
             return
         except Exception as exc:
-            self._unexpected(exc, message, now, stream_suspect=payload is None and inflate is not None)
+            self._unexpected(exc, payload, now, stream_suspect=False)
             return
         try:
             flags = proto.receive(op, seq, name, payload, d_start, d_end, now)

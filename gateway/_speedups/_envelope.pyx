@@ -15,6 +15,7 @@ string is skipped with memchr between quotes, counting the backslashes before ea
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -208,6 +209,8 @@ cdef enum:
     TABLE_SIZE = 256
     MAX_NAME = 64
     MAX_OPCODE = 64
+    OP_TEXT_FRAME = 0x1  # websocket opcodes (EventFilter.run)
+    OP_CLOSE_FRAME = 0x8
 
 
 # ---- interned names: a small open-addressing table from raw ASCII bytes to the FLAG_BY_NAME key ----
@@ -653,64 +656,6 @@ cdef int _find_in_object(bytes payload, const unsigned char *data, Py_ssize_t st
     return 0
 
 
-cdef class EventFilter:
-    """Decides from the envelope alone whether an event is wanted, so unwanted ones are never JSON-parsed.
-
-    ``wanted`` is an :class:`gateway.flags.EventTypeFlags` value (or int). The per-name decision is computed once here.
-    """
-
-    cdef object _wanted
-    cdef unsigned char _wanted_by_index[TABLE_SIZE]
-    cdef dict _wanted_by_name
-
-    def __init__(self, wanted: int) -> None:
-        cdef int index
-        self._wanted = int(wanted)
-        self._wanted_by_name = {}
-        for index in range(_NAME_COUNT):
-            self._wanted_by_index[index] = 1 if (_FLAGS[index] & self._wanted) else 0
-            self._wanted_by_name[_NAMES[index]] = bool(self._wanted_by_index[index])
-
-    @property
-    def wanted(self) -> int:
-        """The wanted flags as a plain int (read-only: build a new filter to change it)."""
-        return self._wanted
-
-    def scan(self, payload: bytes) -> tuple:
-        """Return ``(op, s, name, d_start, d_end, is_wanted)``; same errors as :func:`scan_envelope`.
-
-        ``name`` is ``t`` for op 0 (an unknown name is passed through and counts as UNKNOWN; a dispatch without
-        ``t`` is named "UNKNOWN"), the GATEWAY_* name for ops 1, 7, 9, 10, 11, and "UNKNOWN" for any other op.
-        """
-        cdef Spans spans
-        cdef int index = -1
-        cdef long long opcode
-        cdef bint wanted
-        if type(payload) is not bytes:
-            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
-        _scan_spans(payload, &spans)
-        cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
-        cdef bint plain_op = _small_integer(data + spans.op_start, spans.op_end - spans.op_start, &opcode)
-        op = opcode if plain_op else _parse_op(payload, data, spans.op_start, spans.op_end)
-        seq = _parse_seq(payload, data, spans.s_start, spans.s_end)
-        if spans.t_start >= 0:
-            index = _name_index(data, spans.t_start, spans.t_end)
-            name = _NAMES[index] if index >= 0 else _parse_name(payload, data, spans.t_start, spans.t_end)
-        else:
-            name = None
-        if not plain_op or opcode != 0 or name is None:
-            index = _opcode_index[opcode] if plain_op and 0 <= opcode < MAX_OPCODE else _UNKNOWN_INDEX
-            name = _NAMES[index]
-        if index >= 0:
-            wanted = self._wanted_by_index[index]
-        else:  # an unknown name, or a known one spelled with escapes (slow path)
-            wanted = self._wanted_by_name.get(name, self._wanted_by_index[_UNKNOWN_INDEX])
-        return op, seq, name, spans.d_start, spans.d_end, wanted
-
-    def __repr__(self) -> str:
-        return f"EventFilter(wanted={self._wanted:#x})"
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Event: the compiled twin of gateway/_envelope_py.py's Event (read that one for the contract).
 # ---------------------------------------------------------------------------------------------------------------
@@ -720,7 +665,6 @@ cdef object _NOT_DECODED = object()
 #: memoryview of ``raw`` (no copy of a multi-MB GUILD_CREATE); a shorter one from a bytes slice.
 VIEW_THRESHOLD = 4096
 cdef Py_ssize_t _VIEW_THRESHOLD = VIEW_THRESHOLD
-cdef EventFilter _NAMING_FILTER = EventFilter(0)
 
 
 cdef object _plain_value(const unsigned char *data, Py_ssize_t start, Py_ssize_t end):
@@ -788,7 +732,7 @@ cdef class Event:
     @classmethod
     def from_payload(cls, payload, shard_id=None):
         """Scan ``payload`` (a whole decompressed gateway message) and build its Event; PayloadError if invalid."""
-        op, seq, name, d_start, d_end, _ = _NAMING_FILTER.scan(payload)
+        op, seq, name, d_start, d_end, _ = (<EventFilter>_NAMING_FILTER).scan(payload)
         return cls(name, op, seq, payload, d_start, d_end, shard_id)
 
     cdef object _text(self, Py_ssize_t start, Py_ssize_t end):
@@ -850,3 +794,125 @@ cdef class Event:
 
     def __repr__(self):
         return f"<Event {self.name} op={self.op} seq={self.seq} shard={self.shard_id} size={len(self.raw)}>"
+
+
+cdef class EventFilter:
+    """Decides from the envelope alone whether an event is wanted, so unwanted ones are never JSON-parsed.
+
+    ``wanted`` is an :class:`gateway.flags.EventTypeFlags` value (or int). The per-name decision is computed once here.
+    """
+
+    cdef object _wanted
+    cdef unsigned char _wanted_by_index[TABLE_SIZE]
+    cdef dict _wanted_by_name
+    cdef public Py_ssize_t position
+    cdef public long long sequence
+
+    def __init__(self, wanted: int) -> None:
+        cdef int index
+        self.position = 0
+        self.sequence = 0
+        self._wanted = int(wanted)
+        self._wanted_by_name = {}
+        for index in range(_NAME_COUNT):
+            self._wanted_by_index[index] = 1 if (_FLAGS[index] & self._wanted) else 0
+            self._wanted_by_name[_NAMES[index]] = bool(self._wanted_by_index[index])
+
+    @property
+    def wanted(self) -> int:
+        """The wanted flags as a plain int (read-only: build a new filter to change it)."""
+        return self._wanted
+
+    def scan(self, payload: bytes) -> tuple:
+        """Return ``(op, s, name, d_start, d_end, is_wanted)``; same errors as :func:`scan_envelope`.
+
+        ``name`` is ``t`` for op 0 (an unknown name is passed through and counts as UNKNOWN; a dispatch without
+        ``t`` is named "UNKNOWN"), the GATEWAY_* name for ops 1, 7, 9, 10, 11, and "UNKNOWN" for any other op.
+        """
+        return self._scan(payload)
+
+    def run(self, list messages not None, Py_ssize_t start, inflate, long long last_seq, deliver, shard_id):
+        """A shard's fast lane: the pure twin's docstring (``gateway/_envelope_py.py``) is the contract."""
+        cdef long long sequence = last_seq, seq_value
+        cdef Py_ssize_t index = start, count = len(messages)
+        cdef int overflow
+        cdef tuple item, scanned
+        cdef Event event
+        try:
+            while index < count:
+                item = <tuple>messages[index]
+                opcode = item[0]
+                if opcode >= OP_CLOSE_FRAME:
+                    return None
+                index += 1
+                message = item[1]
+                if inflate is not None and opcode != OP_TEXT_FRAME:
+                    try:
+                        payload = inflate(message)
+                    except Exception as exc:
+                        return exc
+                    if payload is None:
+                        continue
+                else:
+                    payload = message
+                try:
+                    scanned = self._scan(payload)
+                except Exception:
+                    return payload
+                seq = scanned[1]
+                if scanned[0] != 0 or type(seq) is not int:
+                    return payload
+                seq_value = PyLong_AsLongLongAndOverflow(seq, &overflow)
+                if overflow or seq_value <= sequence:  # 2**63 and more overflow
+                    return payload
+                name = scanned[2]
+                if name == "READY" or name == "RESUMED":
+                    return payload
+                sequence = seq_value
+                if scanned[5]:
+                    event = Event.__new__(Event)
+                    event.name = name
+                    event.op = 0
+                    event.seq = seq
+                    event.raw = payload
+                    event.shard_id = shard_id
+                    event._d_start = scanned[3]
+                    event._d_end = scanned[4]
+                    event._data = _NOT_DECODED
+                    deliver(event)
+            return None
+        finally:
+            self.position = index
+            self.sequence = sequence
+
+    cdef tuple _scan(self, payload):
+        cdef Spans spans
+        cdef int index = -1
+        cdef long long opcode
+        cdef bint wanted
+        if type(payload) is not bytes:
+            raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        _scan_spans(payload, &spans)
+        cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
+        cdef bint plain_op = _small_integer(data + spans.op_start, spans.op_end - spans.op_start, &opcode)
+        op = opcode if plain_op else _parse_op(payload, data, spans.op_start, spans.op_end)
+        seq = _parse_seq(payload, data, spans.s_start, spans.s_end)
+        if spans.t_start >= 0:
+            index = _name_index(data, spans.t_start, spans.t_end)
+            name = _NAMES[index] if index >= 0 else _parse_name(payload, data, spans.t_start, spans.t_end)
+        else:
+            name = None
+        if not plain_op or opcode != 0 or name is None:
+            index = _opcode_index[opcode] if plain_op and 0 <= opcode < MAX_OPCODE else _UNKNOWN_INDEX
+            name = _NAMES[index]
+        if index >= 0:
+            wanted = self._wanted_by_index[index]
+        else:  # an unknown name, or a known one spelled with escapes (slow path)
+            wanted = self._wanted_by_name.get(name, self._wanted_by_index[_UNKNOWN_INDEX])
+        return op, seq, name, spans.d_start, spans.d_end, wanted
+
+    def __repr__(self) -> str:
+        return f"EventFilter(wanted={self._wanted:#x})"
+
+
+cdef object _NAMING_FILTER = EventFilter(0)
