@@ -563,3 +563,80 @@ def test_bad_arguments_raise_value_error() -> None:
             )
 
     run(main())
+
+
+# ---------------------------------------------------------------------------------------------- batches (on_messages)
+
+
+class BatchRecorder(Recorder):
+    """Takes runs of data messages through on_messages, the way the Shard's fast lane does; ``close_after`` closes
+    the connection (code 4000) from inside the callback after that many messages, as the shard does on op 7."""
+
+    def __init__(self, close_after: int | None = None) -> None:
+        super().__init__()
+        self.batched: list[tuple[int, bytes]] = []
+        self.close_after = close_after
+
+    def on_messages(self, messages: list[tuple[int, bytes]], start: int) -> int:
+        index = start
+        while index < len(messages) and messages[index][0] < OP_CLOSE:
+            self.batched.append(messages[index])
+            index += 1
+            self.message_arrived.set()
+            if self.close_after is not None and len(self.batched) == self.close_after:
+                assert self.connection is not None
+                self.connection.close(4000, "reconnect")
+                return index
+        return index
+
+
+def _batch_server(frames: bytes, pongs: list[bytes]) -> RawHandler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_handshake(reader, writer, extra=frames)
+        try:
+            while True:
+                opcode, payload, _ = await read_client_frame(reader)
+                if opcode == OP_PONG:
+                    pongs.append(payload)
+                elif opcode == OP_CLOSE:
+                    writer.write(server_frame(OP_CLOSE, payload))
+                    break
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+    return handler
+
+
+def test_batches_stop_at_control_frames_and_keep_the_order(framing: ModuleType) -> None:
+    frames = (server_frame(OP_TEXT, b"a") + server_frame(OP_BINARY, b"b") + server_frame(OP_PING, b"p")
+              + server_frame(OP_TEXT, b"c") + server_frame(OP_CLOSE, close_payload(1000)) + server_frame(OP_TEXT, b"d"))
+
+    async def main() -> None:
+        pongs: list[bytes] = []
+        server, port = await raw_server(_batch_server(frames, pongs))
+        async with server:
+            recorder = BatchRecorder()
+            await connect(framing, port, recorder, on_messages=recorder.on_messages)
+            await recorder.wait_closed()
+            await asyncio.sleep(0.05)
+        assert recorder.batched == [(OP_TEXT, b"a"), (OP_BINARY, b"b"), (OP_TEXT, b"c")]  # nothing after the close
+        assert recorder.messages == []  # every data message went through the batch callback
+        assert pongs == [b"p"] and recorder.closes == [(1000, "")]
+
+    run(main())
+
+
+def test_batches_end_when_the_callback_closes_the_connection(framing: ModuleType) -> None:
+    frames = b"".join(server_frame(OP_TEXT, bytes([0x61 + i])) for i in range(4))
+
+    async def main() -> None:
+        server, port = await raw_server(_batch_server(frames, []))
+        async with server:
+            recorder = BatchRecorder(close_after=1)
+            await connect(framing, port, recorder, on_messages=recorder.on_messages)
+            await recorder.wait_closed()
+        assert recorder.batched == [(OP_TEXT, b"a")] and recorder.messages == []  # none after our close
+        assert recorder.closes == [(4000, "reconnect")]
+
+    run(main())
