@@ -273,9 +273,9 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
         if shard.status is not ShardStatus.ACTIVE:
             raise RuntimeError(f"shard not active after READY: {shard!r}")
         shard._queue.clear()
-    feeds = [shard._on_message for shard in shards]
+    feeds = [shard._on_messages for shard in shards]  # what the connection calls with each socket read
     rounds = range(0, max(map(len, frames)), burst)
-    binary = OP_BINARY
+    reads = [[[(OP_BINARY, frame) for frame in frames[k][start:start + burst]] for start in rounds] for k in range(count)]
 
     if lone:
         queues = [shard._queue for shard in shards]  # type: ignore[misc]
@@ -283,14 +283,13 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
 
         async def consume() -> int:
             n = 0
-            for start in rounds:
+            for index in range(len(rounds)):
                 for k in range(count):
                     feed, queue, next_event = feeds[k], queues[k], nexts[k]
-                    for frame in frames[k][start:start + burst]:
-                        feed(binary, frame)
-                        while queue:
-                            (await next_event()).name  # noqa: B018 - route: the name only
-                            n += 1
+                    feed(reads[k][index], 0)
+                    while queue:
+                        (await next_event()).name  # noqa: B018 - route: the name only
+                        n += 1
             return n
     else:
         merged = group._queue
@@ -298,14 +297,12 @@ def _merged_runner(frames: list[list[bytes]], compression: str, twins: dict[str,
 
         async def consume() -> int:
             n = 0
-            for start in rounds:
+            for index in range(len(rounds)):
                 for k in range(count):
-                    feed = feeds[k]
-                    for frame in frames[k][start:start + burst]:
-                        feed(binary, frame)
-                        while merged:
-                            (await next_event()).name  # noqa: B018 - route: the name only
-                            n += 1
+                    feeds[k](reads[k][index], 0)
+                    while merged:
+                        (await next_event()).name  # noqa: B018 - route: the name only
+                        n += 1
             return n
 
     def run() -> int:

@@ -11,9 +11,11 @@ Rows (see ``bench/README.md`` for what each one means):
 
 - baselines: ``naive`` (stdlib zlib / zstandard + stdlib json, per message), ``floor`` (a C inflater + the fastest JSON
   parser mapped over the frames with no Python between), ``inflate only`` (the C inflater alone);
-- ``gateway <twin>: <workload>``: this package through ``Shard._on_message`` (``Receiver.feed`` -> inflate + envelope
-  scan + filter, ``ShardProtocol.receive``, ``Event`` queued) and ``await shard.next_event()``, on a real ``Shard``
-  attached to an event loop without a socket (``Shard._attach_replay``), workloads route/touch/full/filtered;
+- ``gateway <twin>: <workload>``: this package through ``Shard._on_messages``, the callback the connection calls
+  with the messages of each socket read (here :data:`FRAMES_PER_READ` frames per call: the fast lane, inflate +
+  envelope scan + filter + ``Event`` in the twin, or ``ShardProtocol.receive`` for what the lane hands back), and
+  ``await shard.next_event()``, on a real ``Shard`` attached to an event loop without a socket
+  (``Shard._attach_replay``), workloads route/touch/full/filtered;
 - peers: hikari (``GatewayShardImpl._poll_events`` over its real transport with a fake aiohttp websocket, stub event
   manager) and discord.py (``DiscordWebSocket.received_message``, stub parsers), when installed.
 
@@ -216,6 +218,16 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.group} / {self.name}"
+
+
+#: Frames per ``Shard._on_messages`` call in the package rows: what one socket read hands the shard. A busy shard's
+#: reads hold many messages (the end-to-end rows over TCP see up to hundreds); a quiet one's a single message.
+FRAMES_PER_READ = 16
+
+
+def socket_reads(frames: list[bytes], per_read: int = FRAMES_PER_READ) -> list[list[tuple[int, bytes]]]:
+    """``frames`` as ``FrameReader.feed`` would return them from reads of ``per_read`` frames each."""
+    return [[(OP_BINARY, frame) for frame in frames[i:i + per_read]] for i in range(0, len(frames), per_read)]
 
 
 def _sample_step(expected: int) -> int:
@@ -442,16 +454,17 @@ def _gateway_case(stream: Stream, twin_kind: str, twins: dict[str, ModuleType] |
             on_message(OP_TEXT, READY)
             if shard.status is not ShardStatus.ACTIVE:
                 raise RuntimeError(f"shard not active after READY: {shard!r}")
+        on_messages = shard._on_messages
+        reads = socket_reads(frames)
         queue = shard._queue
         queue.clear()
         next_event = shard.next_event
-        binary = OP_BINARY
 
         if workload == "route":
             async def consume() -> Outcome:
                 n, nxt, samples = 0, 0, []
-                for frame in frames:
-                    on_message(binary, frame)
+                for read in reads:
+                    on_messages(read, 0)
                     while queue:
                         event = await next_event()
                         event.name  # noqa: B018 - the route workload reads the name only
@@ -463,8 +476,8 @@ def _gateway_case(stream: Stream, twin_kind: str, twins: dict[str, ModuleType] |
         elif workload == "full":
             async def consume() -> Outcome:
                 n, nxt, samples = 0, 0, []
-                for frame in frames:
-                    on_message(binary, frame)
+                for read in reads:
+                    on_messages(read, 0)
                     while queue:
                         event = await next_event()
                         event.data  # noqa: B018 - materialised: the JSON loader builds the whole dict
@@ -478,8 +491,8 @@ def _gateway_case(stream: Stream, twin_kind: str, twins: dict[str, ModuleType] |
 
             async def consume() -> Outcome:
                 n, nxt, samples = 0, 0, []
-                for frame in frames:
-                    on_message(binary, frame)
+                for read in reads:
+                    on_messages(read, 0)
                     while queue:
                         event = await next_event()
                         data = event.data
@@ -1100,8 +1113,9 @@ def profile_cases(cases: list[Case], top: int = 18) -> str:
 def breakdown(stream: Stream, twin_kind: str = "compiled", rounds: int = 3) -> list[tuple[str, float, float, float]]:
     """Cumulative stages of the route/full path on ``stream``: (stage, median, min, max) in µs per message.
 
-    Stages: the twin's inflater alone; + the envelope scan/filter; ``Receiver.feed``; ``Shard._on_message`` (queue
-    cleared after each message); + ``await next_event()`` and ``event.name`` (route); + ``event.data`` (full).
+    Stages: the twin's inflater alone; + the envelope scan/filter; ``Receiver.feed``; ``Shard._on_message`` per
+    message (the slow path); ``Shard._on_messages`` per socket read (the fast lane; queue cleared after each call);
+    + ``await next_event()`` and ``event.name`` (route); + ``event.data`` (full).
     Each stage's difference to the previous one is what that layer costs."""
     from gateway._receive import Receiver
 
@@ -1134,7 +1148,7 @@ def breakdown(stream: Stream, twin_kind: str = "compiled", rounds: int = 3) -> l
         feed = Receiver(compression, twins=twins).feed
         return lambda: deque(map(feed, frames), maxlen=0)
 
-    def shard_stage(consumer: str) -> Callable[[], Callable[[], None]]:
+    def shard_stage(consumer: str, batched: bool = True) -> Callable[[], Callable[[], None]]:
         def make() -> Callable[[], None]:
             loop = asyncio.new_event_loop()
             from gateway import EventTypeFlags, Intents, Shard, ShardId
@@ -1147,19 +1161,26 @@ def breakdown(stream: Stream, twin_kind: str = "compiled", rounds: int = 3) -> l
                 loop.run_until_complete(asyncio.sleep(0))
             if stream.set_name == "steady":
                 shard._on_message(OP_TEXT, READY)
-            on_message, queue, next_event = shard._on_message, shard._queue, shard.next_event
+            on_message, on_messages = shard._on_message, shard._on_messages
+            queue, next_event = shard._queue, shard.next_event
             queue.clear()
+            reads = socket_reads(frames) if batched else [[(binary, frame)] for frame in frames]
             if consumer == "none":
                 def run() -> None:
-                    for frame in frames:
-                        on_message(binary, frame)
-                        queue.clear()
+                    if batched:
+                        for read in reads:
+                            on_messages(read, 0)
+                            queue.clear()
+                    else:
+                        for frame in frames:
+                            on_message(binary, frame)
+                            queue.clear()
                     loop.close()
                 return run
 
             async def consume() -> None:
-                for frame in frames:
-                    on_message(binary, frame)
+                for read in reads:
+                    on_messages(read, 0)
                     while queue:
                         event = await next_event()
                         event.name  # noqa: B018
@@ -1176,7 +1197,10 @@ def breakdown(stream: Stream, twin_kind: str = "compiled", rounds: int = 3) -> l
         (f"{twin_kind} inflater.feed alone", stage_inflate),
         ("+ EventFilter.scan", stage_scan),
         ("Receiver.feed (the same two, one call)", stage_receiver),
-        ("Shard._on_message (+ ShardProtocol.receive, Event, queue)", shard_stage("none")),
+        ("Shard._on_message per message (slow path: + ShardProtocol.receive, Event, queue)",
+         shard_stage("none", batched=False)),
+        (f"Shard._on_messages, {FRAMES_PER_READ} per call (fast lane: EventFilter.run, Event, queue)",
+         shard_stage("none")),
         ("+ await next_event() + event.name (route)", shard_stage("name")),
         ("+ event.data (full)", shard_stage("data")),
     ]
