@@ -2,10 +2,11 @@
 
 It chains the selected twins: ``_inflate`` (transport compression) and ``_envelope`` (envelope scan + event-type
 filter), kept apart from the driver so that the benchmark suite (``bench/``) measures the real path without a socket.
-:meth:`Receiver.feed` is that path in one call; :meth:`~gateway.shard.Shard._on_message` calls the same two bound
-methods, :attr:`Receiver.inflate` and :attr:`Receiver.scan`, itself (the profile of the end-to-end route path showed
-the extra Python frame and the rebuilt 7-tuple of ``feed`` at about 4 % of the shard's time per message). JSON is
-not parsed here: ``d`` is decoded only when a user reads :attr:`gateway.event.Event.data` (or ``get``/``decode``).
+:meth:`Receiver.feed` is that path in one call. The shard uses the parts: :attr:`Receiver.filter`'s ``run`` (the fast
+lane: whole socket reads of plain dispatches, inflated, scanned and turned into Events inside the twin) and, for
+everything else, the two bound methods :attr:`Receiver.inflate` and :attr:`Receiver.scan` one message at a time
+(``Shard._on_messages`` / ``_on_message``). JSON is not parsed here: ``d`` is decoded only when a user reads
+:attr:`gateway.event.Event.data` (or ``get``/``decode``).
 """
 
 from __future__ import annotations

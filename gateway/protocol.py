@@ -43,7 +43,7 @@ Inputs (each returns quickly; ``now`` is the driver's monotonic clock)::
     send_command(payload, now)                   a user command (dict or bytes); ValueError if > 4096 bytes
     close(now, code=1000, reason="")             the user closes the shard
 
-Outputs, to read after EVERY input above, in this order::
+Outputs, to read after EVERY input above (but the query fast_lane and dispatched, which change none), in this order::
 
     1. for data in proto.data_to_send(): connection.send(data)      # text frames, in order (heartbeats, IDENTIFY,
                                                                      # RESUME, permitted commands)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -13,10 +13,14 @@ def scan_envelope(payload: bytes) -> tuple[int, int | None, str | None, int, int
 def find_member(payload: bytes, start: int, end: int, key: str) -> tuple[int, int]: ...
 
 class EventFilter:
+    position: int
+    sequence: int
     def __init__(self, wanted: int) -> None: ...
     @property
     def wanted(self) -> int: ...
     def scan(self, payload: bytes) -> tuple[int, int | None, str, int, int, bool]: ...
+    def run(self, messages: list[tuple[int, bytes]], start: int, inflate: Callable[[bytes], bytes | None] | None,
+            last_seq: int, deliver: Callable[[Event], object], shard_id: int | None) -> bytes | BaseException | None: ...
 
 VIEW_THRESHOLD: int
 
