@@ -156,7 +156,6 @@ class Shard:
         self._number = shard_id.number
         self._wanted = int(EventTypeFlags(int(event_types)))
         self._receiver = Receiver(compression, self._wanted, max_inflated_size=max_inflated_size, twins=_twins)
-        self._receive = self._receiver.feed
         self._reader_factory = (_twins or {}).get("framing", _framing).FrameReader
         self._event_type: type[Event] = (_twins or {}).get("envelope", _envelope).Event
         self._identify_queue = identify_queue
