@@ -150,7 +150,7 @@ def _live_e2e_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         name = row["name"]
         if name.startswith("hikari"):
             copy["peer"] = "hikari"
-            copy["name"] = "hikari GatewayShardImpl " + (_compression_of(row) or "")
+            copy["name"] = name.split(" (")[0]  # "hikari GatewayShardImpl <workload> <compression>": the workload tells the rows apart
         else:
             copy["name"] = name.replace("Shard ", "gateway Shard ", 1).replace(" twins", "")
         out.append(copy)
