@@ -16,26 +16,10 @@ import statistics
 import time
 from typing import Any, Callable
 
-import msgspec
 import orjson
 
 from bench.corpus import generate_steady
-
-
-class Author(msgspec.Struct):
-    id: str
-
-
-class MessageCreate(msgspec.Struct):
-    id: str
-    channel_id: str
-    content: str
-    author: Author
-    guild_id: str | None = None
-
-
-class AnyGuildEvent(msgspec.Struct):
-    guild_id: str | None = None
+from bench.live import AnyGuildEvent, MessageCreate  # the Structs of the typed end-to-end workload
 
 
 def _rows(event_type: Any) -> list[tuple[str, Callable[[bytes], Any], Callable[[bytes], Any]]]:

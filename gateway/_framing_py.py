@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ._buffers import byte_view
 from .errors import MessageTooLargeError, ProtocolError
 
 __all__ = [
@@ -48,25 +49,6 @@ _MAX_CONTROL_PAYLOAD = 125
 _UNLIMITED = sys.maxsize - 16
 #: Close codes a peer may put on the wire (RFC 6455 section 7.4 and the IANA registry), besides 3000-4999.
 _WIRE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
-
-
-def _byte_view(data: object, name: str) -> bytearray | memoryview:
-    """``data`` (not bytes) as a 1-D buffer of bytes, as the compiled twin reads it; TypeError unless it is a
-    C-contiguous bytes-like object (the same text in both twins)."""
-    if type(data) is bytearray:
-        return data
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}") from None
-    if not view.c_contiguous:
-        raise TypeError(
-            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
-            "(copy it with bytes() first)"
-        )
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")  # positions count bytes, as in the compiled twin
-    return view
 
 
 def _close_code_allowed(code: int) -> bool:
@@ -112,7 +94,7 @@ class FrameReader:
             error.messages = []  # type: ignore[attr-defined]
             raise error
         if type(data) is not bytes:
-            data = _byte_view(data, "data")
+            data = byte_view(data, "data")
         buffer = self._buffer
         if buffer:
             buffer += data
@@ -226,7 +208,7 @@ def parse_close(payload: bytes | bytearray | memoryview) -> tuple[int, str]:
     for a reason that is not UTF-8, TypeError when ``payload`` is not a contiguous bytes-like object.
     """
     if type(payload) is not bytes:
-        payload = _byte_view(payload, "payload")
+        payload = byte_view(payload, "payload")
     size = len(payload)
     if size == 0:
         return 1005, ""
@@ -265,7 +247,7 @@ def build_frame(opcode: int, payload: bytes | bytearray | memoryview, *, mask: b
     if opcode not in _KNOWN_OPCODES:
         raise ValueError(f"unknown opcode {opcode}")
     if type(payload) is not bytes:
-        payload = bytes(_byte_view(payload, "payload"))
+        payload = bytes(byte_view(payload, "payload"))
     length = len(payload)
     if opcode >= OP_CLOSE and length > _MAX_CONTROL_PAYLOAD:
         raise ValueError(f"control frame payload of {length} bytes is over {_MAX_CONTROL_PAYLOAD}")

@@ -61,6 +61,7 @@ from typing import Union
 
 import zstandard
 
+from ._buffers import byte_view
 from .errors import CompressionError, InflatedTooLargeError
 
 __all__ = [
@@ -139,25 +140,6 @@ def _check_max_size(max_size: object) -> int:
     return max_size
 
 
-def _byte_view(data: object, name: str) -> bytearray | memoryview:
-    """``data`` (not bytes) as a 1-D buffer of bytes, as the compiled twin reads it; TypeError unless it is a
-    C-contiguous bytes-like object (the same text in both twins)."""
-    if type(data) is bytearray:
-        return data
-    try:
-        view = memoryview(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}") from None
-    if not view.c_contiguous:
-        raise TypeError(
-            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
-            "(copy it with bytes() first)"
-        )
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")  # positions count bytes, as in the compiled twin
-    return view
-
-
 def _poisoned(reason: str) -> CompressionError:
     return CompressionError(f"the inflater is unusable after an earlier error ({reason}); reset() it for a new connection")
 
@@ -211,7 +193,7 @@ class ZlibStreamInflater:
         if self._error is not None:
             raise _poisoned(self._error)
         if type(message) is not bytes:
-            message = _byte_view(message, "message")
+            message = byte_view(message, "message")
         buffer = self._buffer
         if not buffer and message[-4:] == ZLIB_SUFFIX:
             data: Buffer = message  # fast path: one complete message, no copy
@@ -320,7 +302,7 @@ class ZstdStreamInflater:
         if self._error is not None:
             raise _poisoned(self._error)
         if type(message) is not bytes:
-            message = _byte_view(message, "message")
+            message = byte_view(message, "message")
         try:
             inflated = self._decompress(message)
         except zstandard.ZstdError as exc:
