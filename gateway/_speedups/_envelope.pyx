@@ -16,7 +16,7 @@ string is skipped with memchr between quotes, counting the backslashes before ea
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
 from libc.string cimport memchr, memcmp, memcpy
 
 import json
@@ -592,26 +592,34 @@ def find_member(bytes payload not None, Py_ssize_t start, Py_ssize_t end, str ke
     object is checked as the envelope is (keys, colons, commas, the end, scalars; containers skipped structurally,
     any depth), so a malformed ``d`` raises PayloadError (with ``.payload``), whatever ``key`` is asked for.
     """
+    cdef Py_ssize_t found_start = -1, found_end = -1
+    _member_span(payload, start, end, key, &found_start, &found_end)
+    return found_start, found_end
+
+
+cdef int _member_span(bytes payload, Py_ssize_t start, Py_ssize_t end, str key, Py_ssize_t *found_start,
+                      Py_ssize_t *found_end) except -1:
+    """find_member without a Python call or a tuple (Event.get); the span goes to found_start/found_end."""
     cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
     if not 0 <= start <= end <= size:
         raise ValueError(f"span {start}:{end} is outside the payload (length {size})")
     cdef const unsigned char *data = <const unsigned char *>PyBytes_AS_STRING(payload)
     if start == end or data[start] != OPEN_BRACE:
-        return -1, -1
-    cdef bytes wanted = key.encode("utf-8")
-    cdef Py_ssize_t found_start = -1, found_end = -1
+        return 0
+    cdef Py_ssize_t wanted_length
+    cdef const char *wanted = PyUnicode_AsUTF8AndSize(key, &wanted_length)  # cached in the str: no copy
     try:
-        _find_in_object(payload, data, start, end, key, wanted, &found_start, &found_end)
+        _find_in_object(payload, data, start, end, key, wanted, wanted_length, found_start, found_end)
     except PayloadError as exc:
         raise _error("d is not a valid JSON object", payload) from exc
-    return found_start, found_end
+    return 0
 
 
 cdef int _find_in_object(bytes payload, const unsigned char *data, Py_ssize_t start, Py_ssize_t size, str key,
-                         bytes wanted, Py_ssize_t *found_start, Py_ssize_t *found_end) except -1:
-    """The member walk of find_member over data[start:size] (positions in errors are relative to start)."""
-    cdef const char *wanted_text = PyBytes_AS_STRING(wanted)
-    cdef Py_ssize_t wanted_length = PyBytes_GET_SIZE(wanted)
+                         const char *wanted_text, Py_ssize_t wanted_length, Py_ssize_t *found_start,
+                         Py_ssize_t *found_end) except -1:
+    """The member walk of find_member over data[start:size] (positions in errors are relative to start); ``key``
+    UTF-8 encoded is wanted_text[:wanted_length]."""
     cdef Py_ssize_t position, key_end, value_start, value_end, i
     cdef bint is_wanted, escaped
     position = _skip_whitespace(data, size, start + 1)
@@ -757,6 +765,7 @@ cdef class Event:
 
     def get(self, key, default=None):
         """``data.get(key, default)`` without building ``data``: only the value of top-level ``key`` is decoded."""
+        cdef Py_ssize_t start = -1, end = -1
         data = self._data
         if data is not _NOT_DECODED:
             return data.get(key, default) if type(data) is dict else default
@@ -764,7 +773,10 @@ cdef class Event:
             return default
         raw = self.raw
         try:
-            start, end = find_member(raw, self._d_start, self._d_end, key)
+            if type(raw) is bytes and type(key) is str:
+                _member_span(<bytes>raw, self._d_start, self._d_end, <str>key, &start, &end)  # find_member, inline
+            else:
+                start, end = find_member(raw, self._d_start, self._d_end, key)  # its argument errors
         except PayloadError as exc:
             raise PayloadError(f"{self.name} event: {exc}", raw) from exc
         if start < 0:
