@@ -29,7 +29,7 @@ Heavy parts run in subprocesses (``python -m bench.live --serve-blast | --serve-
 not share a process (or CPU accounting, or RSS) with the client being measured. Nothing here asserts a timing.
 
 Command line: ``python -m bench.live [--quick] [--only e2e,memory,stall,scale] [--workloads route,typed,...]
-[--memory-breakdown] [--json PATH]``.
+[--e2e-rounds N] [--memory-breakdown] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -925,9 +925,10 @@ def _hikari_reference(workload: str) -> str:
     return "touch" if workload == "touch-get" else workload
 
 
-def _e2e_rows(quick: bool, say: Any, workloads: tuple[str, ...] = WORKLOADS) -> list[dict[str, Any]]:
+def _e2e_rows(quick: bool, say: Any, workloads: tuple[str, ...] = WORKLOADS,
+              rounds: int | None = None) -> list[dict[str, Any]]:
     scale = "small" if quick else "full"
-    rounds = 3 if quick else 5
+    rounds = rounds or (3 if quick else 5)
     twins = [t for t in ("compiled", "pure") if _twin_available(t)]
     hikari = _hikari_available()
     kinds = e2e_kinds(twins, hikari, workloads)
@@ -1083,9 +1084,11 @@ def _scale_rows(quick: bool, say: Any) -> list[dict[str, Any]]:
 
 
 def run(quick: bool, only: set[str] | None = None, progress: Any = None,
-        memory_breakdown: bool = False, workloads: tuple[str, ...] = WORKLOADS) -> list[dict[str, Any]]:
+        memory_breakdown: bool = False, workloads: tuple[str, ...] = WORKLOADS,
+        e2e_rounds: int | None = None) -> list[dict[str, Any]]:
     """All live rows (see the module docstring). ``only``: a subset of {"e2e", "memory", "stall", "scale"};
-    ``workloads``: the e2e workloads (a subset of :data:`WORKLOADS`)."""
+    ``workloads``: the e2e workloads (a subset of :data:`WORKLOADS`); ``e2e_rounds``: rounds of the e2e rows
+    (default 5, quick 3)."""
     from bench import corpus
 
     started = time.perf_counter()
@@ -1109,7 +1112,7 @@ def run(quick: bool, only: set[str] | None = None, progress: Any = None,
                 for line in details:
                     say(line)
             elif name == "e2e":
-                rows.extend(_e2e_rows(quick, say, workloads))
+                rows.extend(_e2e_rows(quick, say, workloads, e2e_rounds))
             else:
                 rows.extend(function(quick, say))  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others
@@ -1134,6 +1137,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--kinds", default="compiled/route/zlib-stream", help=argparse.SUPPRESS)
     parser.add_argument("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)} for the e2e rows")
+    parser.add_argument("--e2e-rounds", type=int, help="interleaved rounds of the e2e rows (default 5; --quick 3)")
     parser.add_argument("--hikari", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--compression", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--shards", type=int, default=10, help=argparse.SUPPRESS)
@@ -1172,7 +1176,7 @@ def _main(argv: list[str] | None = None) -> int:
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
-    rows = run(args.quick, only, memory_breakdown=args.memory_breakdown, workloads=workloads)
+    rows = run(args.quick, only, memory_breakdown=args.memory_breakdown, workloads=workloads, e2e_rounds=args.e2e_rounds)
     for row in rows:
         ratio = "" if row.get("ratio") is None else f"  x{row['ratio']:.2f}"
         print(f"{'ok ' if row['ok'] else 'BAD'} {row['group']:16} | {row['name']:58} | {row['median']:>12,.2f} "
