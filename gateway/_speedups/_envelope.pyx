@@ -791,8 +791,16 @@ cdef class Event:
 
     def decode(self, type):
         """``d`` decoded by msgspec into ``type`` (a ``msgspec.Struct``, or any type msgspec accepts)."""
-        decoder = _json.typed_decoder(type)
-        text = b"null" if self._d_start < 0 else memoryview(self.raw)[self._d_start:self._d_end]
+        try:  # the cache typed_decoder fills, read here without a Python call (re-read each time: tests swap it)
+            decoder = _json._TYPED_DECODERS[type]
+        except (KeyError, TypeError):
+            decoder = _json.typed_decoder(type)
+        if self._d_start < 0:
+            text = b"null"
+        elif self._d_end - self._d_start > _VIEW_THRESHOLD:
+            text = memoryview(self.raw)[self._d_start:self._d_end]  # no copy of a large d
+        else:
+            text = self.raw[self._d_start:self._d_end]  # a small copy is cheaper than a view
         try:
             return decoder.decode(text)
         except (ValueError, RecursionError) as exc:  # msgspec.DecodeError and ValidationError are ValueErrors
