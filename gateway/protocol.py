@@ -591,11 +591,6 @@ class ShardProtocol:
         out, self._actions = self._actions, []
         return out
 
-    @property
-    def has_output(self) -> bool:
-        """True when ``data_to_send()`` or ``actions()`` has something (a cheap check for the driver's hot path)."""
-        return bool(self._outgoing) or bool(self._actions)
-
     def next_deadline(self) -> float | None:
         """Absolute time at which the driver must call ``handle_timer``; None = no timer needed."""
         phase = self._phase
@@ -721,8 +716,8 @@ class ShardProtocol:
         """Process one scanned payload; return :data:`DELIVER` and/or :data:`PUMP` (see the driver contract)."""
         self._now = now
         # Fast path for the steady state: the next dispatch of an established session (the general path below
-        # decides the same; this one skips its branches). Module aliases of the phases: an Enum attribute costs
-        # more than the rest of this test.
+        # decides the same; this one skips its branches; fast_lane() states the same rule for the driver, without
+        # queued commands). Module aliases of the phases: an Enum attribute costs more than the rest of this test.
         if op == 0 and self._phase is _OPEN and seq is not None and name != "READY" and name != "RESUMED":
             last = self._sequence
             if last is not None and last < seq < _SEQ_LIMIT and not self._resume_pending and not self._identify_ready:
