@@ -6,6 +6,9 @@ GATEWAY_BUILD_SPEEDUPS=auto (default): compile each twin if possible, else insta
     then compiled with GATEWAY_WITHOUT_ZSTD (zlib only) and ``gateway/_inflate.py`` takes the pure zstd twin.
 GATEWAY_BUILD_SPEEDUPS=yes: anything that keeps a twin from compiling fails the build.
 GATEWAY_BUILD_SPEEDUPS=no: no extension at all, a pure ``py3-none-any`` wheel.
+GATEWAY_ZLIB=auto (default): the inflate twin links zlib-ng's native API where ``zlib-ng.h`` and libz-ng are found
+    (statically if only libz-ng.a is there), else the system zlib. ``zlib`` or ``zlib-ng`` pins one; a pinned
+    zlib-ng that cannot be found fails the build.
 GATEWAY_SANITIZE=1: AddressSanitizer + UBSan build (``-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1``).
 The values are parsed by ``gateway/_compat.py`` (one parser for every switch).
 """
@@ -23,6 +26,7 @@ _compat = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_compat)
 
 MODE = _compat.build_speedups_mode(os.environ.get("GATEWAY_BUILD_SPEEDUPS"))
+ZLIB = _compat.zlib_library_choice(os.environ.get("GATEWAY_ZLIB"))
 SANITIZE = _compat.env_flag("GATEWAY_SANITIZE")
 WINDOWS = os.name == "nt"
 
@@ -36,6 +40,12 @@ PROBES = {
         "zlib.h not found or unusable",
         "libz not found",
     ),
+    "zlib-ng": (
+        "#include <zlib-ng.h>\nint main(void) { zng_stream s = {0}; return zng_inflateInit(&s) == Z_OK ? zng_inflateEnd(&s) : 1; }\n",
+        ["zlib-ng" if WINDOWS else "z-ng"],
+        "zlib-ng.h not found or unusable",
+        "libz-ng not found",
+    ),
     "zstd": (
         "#include <zstd.h>\nint main(void) { ZSTD_DCtx* d = ZSTD_createDCtx(); return d ? (int)ZSTD_freeDCtx(d) : 1; }\n",
         ["zstd"],
@@ -43,7 +53,8 @@ PROBES = {
         "libzstd not found (Debian: apt-get install libzstd-dev)",
     ),
 }
-# module name -> the probes it needs: all of them, except that "zstd" failing only drops the zstd-stream path
+# module name -> the probes it needs: all of them, except that "zstd" failing only drops the zstd-stream path;
+# "zlib" stands for the library GATEWAY_ZLIB picks (_zlib_library)
 NEEDS = {"_framing": ["compiler"], "_inflate": ["compiler", "zlib", "zstd"], "_envelope": ["compiler"]}
 SPEEDUPS = [name for name in NEEDS if os.path.exists(os.path.join("gateway", "_speedups", f"{name}.pyx"))]
 
@@ -102,6 +113,18 @@ class BuildSpeedups(build_ext):
                 return f"{stage}: {_program(exc)}"
         return None
 
+    def _zlib_library(self):
+        """The probe name of the zlib the inflate twin links: "zlib-ng" where GATEWAY_ZLIB allows it and its probe
+        passes, else "zlib"."""
+        if ZLIB == "zlib":
+            return "zlib"
+        error = self._probe("zlib-ng")
+        if error is None:
+            return "zlib-ng"
+        if ZLIB == "zlib-ng":
+            raise SystemExit(f"gateway build: GATEWAY_ZLIB=zlib-ng but {error}")
+        return "zlib"
+
     def _give_up(self, ext, why):
         """``auto``: say which twin is installed pure and why. ``yes``: fail the build."""
         twin = ext.name.rsplit(".", 1)[-1].lstrip("_")
@@ -113,7 +136,9 @@ class BuildSpeedups(build_ext):
     def _build_one(self, ext):
         stem = ext.name.rsplit(".", 1)[-1]
         msvc = self.compiler.compiler_type == "msvc"
+        zlib = self._zlib_library() if "zlib" in NEEDS[stem] else None
         for what in NEEDS[stem]:
+            what = zlib if what == "zlib" else what
             error = self._probe(what)
             if error is None:
                 continue
@@ -122,10 +147,13 @@ class BuildSpeedups(build_ext):
                 ext.define_macros = [*ext.define_macros, ("GATEWAY_WITHOUT_ZSTD", "1")]
                 continue
             return self._give_up(ext, error)
-        # The libraries follow the probes (the .pyx's "# distutils: libraries" line names the Unix ones).
+        # The libraries follow the probes.
         ext.libraries = []
-        if stem == "_inflate":
-            ext.libraries = PROBES["zlib"][1] + ([] if ("GATEWAY_WITHOUT_ZSTD", "1") in ext.define_macros else ["zstd"])
+        if zlib is not None:
+            say(f"the {stem.lstrip('_')} twin links {zlib}")
+            ext.libraries = PROBES[zlib][1] + ([] if ("GATEWAY_WITHOUT_ZSTD", "1") in ext.define_macros else ["zstd"])
+            if zlib == "zlib-ng":
+                ext.define_macros = [*ext.define_macros, ("GATEWAY_WITH_ZLIB_NG", "1")]
         ext.extra_compile_args = ["/O2"] if msvc else ["-O3"]
         ext.extra_link_args = []
         if SANITIZE and not msvc:

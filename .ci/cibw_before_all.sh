@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cibuildwheel before-all (Linux containers, macOS): the C libraries the compiled inflate twin links.
-# The repair step (auditwheel / delocate) copies libzstd into the wheel; zlib is the platform's.
+# The repair step (auditwheel / delocate) copies libzstd into the wheel. zlib-ng is built from source into /usr/local
+# as a static library (.ci/build_zlib_ng.sh), so the wheel carries it inside _inflate (pyproject: GATEWAY_ZLIB).
 set -euo pipefail
 ZSTD_VERSION=1.5.6
 if command -v dnf >/dev/null; then        # manylinux_2_28+ (AlmaLinux)
@@ -17,4 +18,9 @@ elif [ "$(uname)" = Darwin ]; then
 else
     echo "cibw_before_all.sh: no known package manager" >&2
     exit 1
+fi
+if [ "$(uname)" = Darwin ]; then
+    sudo bash "$(dirname "$0")/build_zlib_ng.sh" /usr/local
+else
+    bash "$(dirname "$0")/build_zlib_ng.sh" /usr/local
 fi

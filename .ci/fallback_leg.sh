@@ -7,7 +7,8 @@
 #   .ci/fallback_leg.sh no-cc     the compiler fails (CC=false): every twin installs pure.
 #
 # Proves: the quick start and the demo succeed; setup.py prints one "gateway build:" line per twin (or path) left
-# pure; speedups_enabled() says exactly that; GATEWAY_BUILD_SPEEDUPS=yes still fails loudly; the test command
+# pure; speedups_enabled() says exactly that; GATEWAY_BUILD_SPEEDUPS=yes still fails loudly (no-zstd: so does
+# GATEWAY_ZLIB=zlib-ng, where zlib-ng is not installed); the test command
 # passes with a loud skip of the missing compiled tests, and fails when every twin is required.
 # Test subset (TESTS below; the full suite runs in the compiled and wheel legs): the import/twin checks, both
 # inflate twins, and the demo run end to end over loopback for every compression on the default and pure twins.
@@ -59,6 +60,18 @@ if env "${BUILD_ENV[@]}" GATEWAY_BUILD_SPEEDUPS=yes .venv/bin/pip wheel -q --no-
 fi
 grep -h "GATEWAY_BUILD_SPEEDUPS=yes but" "$WORK/$LEG-yes.log" | sed 's/^ *//' | head -1 \
     | grep . || die "$LEG: the failed build does not say why"
+
+if [ "$LEG" = no-zstd ] && [ ! -e /usr/include/zlib-ng.h ] && [ ! -e /usr/local/include/zlib-ng.h ]; then
+    step "$LEG: GATEWAY_ZLIB=zlib-ng must fail loudly where zlib-ng cannot be found (auto took the system zlib)"
+    grep -h "gateway build: the inflate twin links zlib$" "$WORK/$LEG-quickstart.log" | sed 's/^ *//' | head -1 \
+        | grep . || die "$LEG: the quick start did not say that the inflate twin links the system zlib"
+    if env "${BUILD_ENV[@]}" GATEWAY_ZLIB=zlib-ng .venv/bin/pip wheel -q --no-deps -w "$WORK/$LEG-zlib-ng" . \
+        >"$WORK/$LEG-zlib-ng.log" 2>&1; then
+        die "$LEG: GATEWAY_ZLIB=zlib-ng built a wheel without zlib-ng"
+    fi
+    grep -h "GATEWAY_ZLIB=zlib-ng but" "$WORK/$LEG-zlib-ng.log" | sed 's/^ *//' | head -1 \
+        | grep . || die "$LEG: the failed zlib-ng build does not say why"
+fi
 
 step "$LEG: README test command (.venv/bin/python -m pytest ${TESTS[*]}), missing twins allowed"
 GATEWAY_REQUIRE_SPEEDUPS=0 run_pytest .venv/bin/python "${TESTS[@]}" | tee "$WORK/$LEG-tests.log" | tail -4

@@ -1051,7 +1051,7 @@ def machine_info() -> dict[str, Any]:
     try:
         from gateway._speedups import _inflate as compiled_inflate
 
-        compiled_zlib = getattr(compiled_inflate, "ZLIB_BACKEND", "?")
+        compiled_zlib = f"{compiled_inflate.ZLIB_BACKEND} {compiled_inflate.ZLIB_VERSION}"
     except ImportError:
         compiled_zlib = None
     return {

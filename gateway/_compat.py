@@ -36,6 +36,18 @@ def build_speedups_mode(value: str | None) -> str:
     return "yes" if parse_flag(value, name="GATEWAY_BUILD_SPEEDUPS") else "no"
 
 
+#: The zlib libraries the compiled inflate twin can link, by the names GATEWAY_ZLIB takes.
+ZLIB_LIBRARIES = ("zlib", "zlib-ng")
+
+
+def zlib_library_choice(value: str | None) -> str:
+    """Parse GATEWAY_ZLIB: ``auto`` (unset/empty: zlib-ng where it is found, else zlib), ``zlib`` or ``zlib-ng``."""
+    chosen = "auto" if value is None else value.strip().lower() or "auto"
+    if chosen not in ("auto", *ZLIB_LIBRARIES):
+        raise ValueError(f"GATEWAY_ZLIB={value!r} is not a zlib library (use auto, {' or '.join(ZLIB_LIBRARIES)})")
+    return chosen
+
+
 #: True when the pure twins must be used: GATEWAY_NO_SPEEDUPS is set, or this is not CPython.
 NO_SPEEDUPS: bool = env_flag("GATEWAY_NO_SPEEDUPS") or sys.implementation.name != "cpython"
 

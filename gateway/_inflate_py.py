@@ -43,9 +43,10 @@ Contract (tested in ``tests/test_inflate*.py``):
    object, not ...") before the inflater is touched, so it is not poisoned.
 
 zlib backend of this twin: the standard library's ``zlib`` by default, measured and chosen for agreement
-(``bench/bench_inflate.py``, README "Inflaters"): it is the library the compiled twin links, so the twins agree
-on corrupt input too, and on ~1 KB events it is faster than ``isal`` (which wins only on multi-MB messages) and
-within ~20 % of ``zlib-ng``. ``GATEWAY_ZLIB_BACKEND=zlib-ng`` / ``isal`` / ``zlib`` (read when this module is
+(``bench/bench_inflate.py``, README "Inflaters"): it is always there, it loads the system libz that a compiled twin
+built with ``GATEWAY_ZLIB=zlib`` links (one built with zlib-ng agrees exactly with the ``zlib-ng`` backend instead:
+``ZLIB_BACKEND`` of the compiled module names its library), and on ~1 KB events it is faster than ``isal`` (which
+wins only on multi-MB messages) and within ~20 % of ``zlib-ng``. ``GATEWAY_ZLIB_BACKEND=zlib-ng`` / ``isal`` / ``zlib`` (read when this module is
 imported; an error if that backend is not installed) picks another for the process, ``zlib_stream_inflater(backend)``
 for one inflater. ``ZLIB_BACKEND`` names the default (a module attribute, not in ``__all__``: its value differs
 between the twins).

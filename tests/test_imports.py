@@ -89,6 +89,22 @@ def test_no_speedups_env_rejects_a_non_boolean_value() -> None:
     assert "GATEWAY_NO_SPEEDUPS='maybe' is not a boolean" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "chosen"), [(None, "auto"), ("", "auto"), (" Auto ", "auto"), ("zlib", "zlib"), ("ZLIB-NG", "zlib-ng")]
+)
+def test_gateway_zlib_build_switch_parses(value: str | None, chosen: str) -> None:
+    from gateway import _compat
+
+    assert _compat.zlib_library_choice(value) == chosen
+
+
+def test_gateway_zlib_build_switch_rejects_unknown_libraries() -> None:
+    from gateway import _compat
+
+    with pytest.raises(ValueError, match=r"GATEWAY_ZLIB='zlib-ng2' is not a zlib library \(use auto, zlib or zlib-ng\)"):
+        _compat.zlib_library_choice("zlib-ng2")
+
+
 def all_module_names() -> list[str]:
     names = ["gateway"]
     for info in pkgutil.walk_packages(gateway.__path__, "gateway."):

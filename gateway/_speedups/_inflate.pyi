@@ -23,6 +23,7 @@ DEFAULT_MAX_INFLATED_SIZE: int
 MAX_INFLATED_SIZE_LIMIT: int
 ZLIB_SUFFIX: bytes
 ZLIB_BACKEND: str
+ZLIB_VERSION: str
 HAVE_ZSTD: bool
 
 class ZlibStreamInflater:

@@ -1,5 +1,4 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# distutils: libraries = z zstd
 """Transport-compression inflation, compiled twin of ``gateway/_inflate_py.py`` (same names, behaviour and errors).
 
 Both inflaters call the C libraries directly: zlib's ``inflate(Z_SYNC_FLUSH)`` and zstd's ``ZSTD_decompressStream``
@@ -12,8 +11,9 @@ window the frame header declares). A complete zlib message is inflated straight 
 incomplete ones are copied into a pending buffer, freed once the message completes.
 The zstd truncation check walks the frame/block structure exactly as the pure twin does.
 What a message may contain, what ``feed`` returns and the contract on corrupt input and ``max_size`` are the pure
-twin's (see its docstring): this twin links the system zlib and libzstd, so on corrupt input it agrees exactly
-with the pure twin on the standard library's zlib (the same libz), and within the contract otherwise.
+twin's (see its docstring): this twin links the system libzstd and the zlib setup.py chose (``ZLIB_BACKEND``: the
+system zlib, or zlib-ng where it is found), so on corrupt input it agrees exactly with the pure twin on the backend
+of the same name (the standard library's zlib loads the same libz), and within the contract otherwise.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
@@ -37,21 +37,29 @@ __all__ = [
 DEFAULT_MAX_INFLATED_SIZE = 256 * 1024 * 1024
 MAX_INFLATED_SIZE_LIMIT = sys.maxsize - 1
 ZLIB_SUFFIX = b"\x00\x00\xff\xff"
-ZLIB_BACKEND = "zlib (C API)"  # not in __all__: its value differs between the twins
 
 
-cdef extern from "zlib.h" nogil:
-    ctypedef struct z_stream:
+cdef extern from "_zlib_or_ng.h" nogil:  # zlib.h, or zlib-ng's native API when setup.py defines GATEWAY_WITH_ZLIB_NG
+    ctypedef struct z_stream "gw_z_stream":
         unsigned char* next_in
         unsigned int avail_in
         unsigned char* next_out
         unsigned int avail_out
         const char* msg
-    int inflateInit(z_stream* strm)
-    int inflate(z_stream* strm, int flush)
-    int inflateEnd(z_stream* strm)
-    int inflateReset(z_stream* strm)
+    int inflateInit "gw_inflateInit"(z_stream* strm)
+    int inflate "gw_inflate"(z_stream* strm, int flush)
+    int inflateEnd "gw_inflateEnd"(z_stream* strm)
+    int inflateReset "gw_inflateReset"(z_stream* strm)
+    const char* GATEWAY_ZLIB_LIBRARY
+    const char* zlib_version "gw_zlib_version"()
     int Z_OK, Z_STREAM_END, Z_NEED_DICT, Z_BUF_ERROR, Z_SYNC_FLUSH, Z_MEM_ERROR
+
+
+#: The zlib this module links: "zlib" (the system libz) or "zlib-ng" (setup.py's GATEWAY_ZLIB); the pure twin's
+#: backend of the same name gives identical outcomes. Not in __all__: its value differs between the twins.
+ZLIB_BACKEND = (<bytes>GATEWAY_ZLIB_LIBRARY).decode("ascii")
+#: That library's version at run time, e.g. "1.2.13" or "2.3.3".
+ZLIB_VERSION = (<bytes>zlib_version()).decode("ascii")
 
 
 cdef extern from "_zstd_or_stub.h" nogil:  # zstd.h, or stubs when setup.py defines GATEWAY_WITHOUT_ZSTD
@@ -218,8 +226,9 @@ cdef class ZlibStreamInflater:
 
     @property
     def backend(self) -> str:
-        """Always "zlib": the system libz, the library the pure twin's default backend loads too."""
-        return "zlib"
+        """The zlib this twin was built with, ``ZLIB_BACKEND``: "zlib" (the system libz, the library the pure twin's
+        default backend loads too) or "zlib-ng"."""
+        return ZLIB_BACKEND
 
     def reset(self) -> None:
         """Start over for a new connection: fresh inflate context, empty buffer, error cleared."""
