@@ -304,6 +304,8 @@ def find_member(payload: bytes, start: int, end: int, key: str) -> tuple[int, in
     """
     if type(payload) is not bytes:
         raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    if not isinstance(key, str):
+        raise TypeError(f"key must be str, not {type(key).__name__}")
     if not 0 <= start <= end <= len(payload):
         raise ValueError(f"span {start}:{end} is outside the payload (length {len(payload)})")
     if start == end or payload[start] != _OPEN_BRACE:
@@ -370,6 +372,8 @@ class EventFilter:
     __slots__ = ("_wanted", "_wanted_by_name", "_unknown_wanted", "position", "sequence")
 
     def __init__(self, wanted: int) -> None:
+        if not isinstance(wanted, int):
+            raise TypeError(f"wanted must be an int (EventTypeFlags), not {type(wanted).__name__}")
         self._wanted: int = int(wanted)
         self._wanted_by_name: dict[str, bool] = {name: bool(flag & self._wanted) for name, flag in FLAG_BY_NAME.items()}
         self._unknown_wanted: bool = bool(_UNKNOWN_FLAG & self._wanted)

@@ -371,3 +371,51 @@ def test_discord_shaped_payloads_near_the_fast_path(envelope: ModuleType, payloa
     except PayloadError:
         result = PayloadError
     assert result == expected
+
+
+# ---------------------------------------------------------------- wrong arguments: the same error in both twins
+
+WRONG_PAYLOADS = [bytearray(b'{"op":0}'), memoryview(b'{"op":0}'), '{"op":0}', None, 5]
+
+
+@pytest.mark.parametrize("payload", WRONG_PAYLOADS, ids=lambda p: type(p).__name__)
+def test_a_payload_that_is_not_bytes_is_a_type_error_naming_its_type(envelope: ModuleType, payload: object) -> None:
+    message = f"payload must be bytes, not {type(payload).__name__}"
+    calls = [
+        lambda: envelope.scan_envelope(payload),
+        lambda: envelope.EventFilter(int(EventTypeFlags.all())).scan(payload),
+        lambda: envelope.find_member(payload, 0, 0, "k"),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError) as raised:
+            call()
+        assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("key", [5, None, b"k"], ids=lambda k: type(k).__name__)
+def test_find_member_key_that_is_not_str_is_a_type_error(envelope: ModuleType, key: object) -> None:
+    payload = b'{"d":{"k":1}}'
+    with pytest.raises(TypeError) as raised:
+        envelope.find_member(payload, 5, 12, key)
+    assert str(raised.value) == f"key must be str, not {type(key).__name__}"
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 3), (4, 3), (0, 14), (20, 30)])
+def test_find_member_span_outside_the_payload_is_a_value_error(envelope: ModuleType, start: int, end: int) -> None:
+    payload = b'{"d":{"k":1}}'
+    with pytest.raises(ValueError) as raised:
+        envelope.find_member(payload, start, end, "k")
+    assert str(raised.value) == f"span {start}:{end} is outside the payload (length 13)"
+
+
+@pytest.mark.parametrize("wanted", ["1", 1.0, None, b"1"], ids=lambda w: type(w).__name__)
+def test_event_filter_wanted_that_is_not_an_int_is_a_type_error(envelope: ModuleType, wanted: object) -> None:
+    with pytest.raises(TypeError) as raised:
+        envelope.EventFilter(wanted)
+    assert str(raised.value) == f"wanted must be an int (EventTypeFlags), not {type(wanted).__name__}"
+
+
+def test_event_filter_takes_flags_and_plain_ints(envelope: ModuleType) -> None:
+    flags = EventTypeFlags.MESSAGE_CREATE | EventTypeFlags.READY
+    assert envelope.EventFilter(flags).wanted == envelope.EventFilter(int(flags)).wanted == int(flags)
+    assert type(envelope.EventFilter(flags).wanted) is int

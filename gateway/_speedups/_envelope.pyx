@@ -561,7 +561,7 @@ cdef object _parse_name(bytes payload, const unsigned char *data, Py_ssize_t sta
     return _INTERNED.get(value, value)
 
 
-def scan_envelope(payload: bytes) -> tuple:
+def scan_envelope(payload) -> tuple:
     """Return ``(op, s, t, d_start, d_end)``; ``payload[d_start:d_end]`` is the raw JSON of ``d``.
 
     ``d_start == d_end == -1`` when ``d`` is absent. ``t`` is interned for the names in ``FLAG_BY_NAME``.
@@ -584,7 +584,7 @@ def scan_envelope(payload: bytes) -> tuple:
     return op, seq, name, spans.d_start, spans.d_end
 
 
-def find_member(bytes payload not None, Py_ssize_t start, Py_ssize_t end, str key) -> tuple:
+def find_member(payload, Py_ssize_t start, Py_ssize_t end, key) -> tuple:
     """Span ``(value_start, value_end)`` of the value of top-level ``key`` in the object ``payload[start:end]``.
 
     ``(-1, -1)`` when the key is absent or ``payload[start:end]`` is not an object (its first byte is not ``{``).
@@ -593,6 +593,10 @@ def find_member(bytes payload not None, Py_ssize_t start, Py_ssize_t end, str ke
     any depth), so a malformed ``d`` raises PayloadError (with ``.payload``), whatever ``key`` is asked for.
     """
     cdef Py_ssize_t found_start = -1, found_end = -1
+    if type(payload) is not bytes:
+        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+    if not isinstance(key, str):
+        raise TypeError(f"key must be str, not {type(key).__name__}")
     _member_span(payload, start, end, key, &found_start, &found_end)
     return found_start, found_end
 
@@ -828,8 +832,10 @@ cdef class EventFilter:
     cdef public Py_ssize_t position
     cdef public long long sequence
 
-    def __init__(self, wanted: int) -> None:
+    def __init__(self, wanted) -> None:
         cdef int index
+        if not isinstance(wanted, int):
+            raise TypeError(f"wanted must be an int (EventTypeFlags), not {type(wanted).__name__}")
         self.position = 0
         self.sequence = 0
         self._wanted = int(wanted)
@@ -843,7 +849,7 @@ cdef class EventFilter:
         """The wanted flags as a plain int (read-only: build a new filter to change it)."""
         return self._wanted
 
-    def scan(self, payload: bytes) -> tuple:
+    def scan(self, payload) -> tuple:
         """Return ``(op, s, name, d_start, d_end, is_wanted)``; same errors as :func:`scan_envelope`.
 
         ``name`` is ``t`` for op 0 (an unknown name is passed through and counts as UNKNOWN; a dispatch without
