@@ -33,7 +33,7 @@ ls "$WORK/dist"
 SDIST=$(ls "$WORK"/dist/gateway-*.tar.gz)
 WHEEL=$(ls "$WORK"/dist/gateway-*-linux_*.whl)
 tar -tzf "$SDIST" >"$WORK/sdist.txt"
-for member in setup.py pyproject.toml README.md gateway/_speedups/_inflate.pyx gateway/_speedups/_zstd_or_stub.h gateway/_speedups/_zlib_or_ng.h \
+for member in setup.py pyproject.toml README.md gateway/_speedups/_inflate.pyx gateway/_speedups/_zstd_or_stub.h gateway/_speedups/_zlib_or_ng.h gateway/_speedups/_buffers.pxd \
     gateway/_speedups/_framing.pyx gateway/_speedups/_envelope.pyx gateway/_inflate_py.py tests/conftest.py; do
     grep -q "^gateway-[^/]*/$member\$" "$WORK/sdist.txt" || die "the sdist lacks $member"
 done

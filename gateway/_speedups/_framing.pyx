@@ -9,7 +9,9 @@ that frame and parsed on its own, then parsing goes on in the chunk. Text is che
 at a time.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
+
+from gateway._speedups._buffers cimport get_buffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_NoMemory
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
@@ -131,24 +133,10 @@ cdef inline bint _close_code_allowed(int code) noexcept:
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
 
 
-cdef int _get_buffer(object data, Py_buffer *view, str name) except -1:
-    """A simple (C-contiguous, byte-addressed) view of ``data``; TypeError otherwise, with the pure twin's text."""
-    if not PyObject_CheckBuffer(data):
-        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}")
-    try:
-        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
-    except BufferError:  # what CPython raises for a buffer that is not C-contiguous
-        raise TypeError(
-            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
-            "(copy it with bytes() first)"
-        ) from None
-    return 0
-
-
 cdef object _byte_view(object data, str name):
-    """``data`` (not bytes) as a 1-D memoryview of bytes; TypeError as :func:`_get_buffer` (for ``parse_close``)."""
+    """``data`` (not bytes) as a 1-D memoryview of bytes; TypeError as :func:`get_buffer` (for ``parse_close``)."""
     cdef Py_buffer view
-    _get_buffer(data, &view, name)
+    get_buffer(data, &view, name)
     PyBuffer_Release(&view)
     view_object = memoryview(data)
     if view_object.format != "B" or view_object.ndim != 1:
@@ -242,7 +230,7 @@ cdef class FrameReader:
             chunk = <const unsigned char *>PyBytes_AS_STRING(data)
             size = PyBytes_GET_SIZE(data)
         else:
-            _get_buffer(data, &view, "data")
+            get_buffer(data, &view, "data")
             release_view = True
             chunk = <const unsigned char *>view.buf
             size = view.len
@@ -429,7 +417,7 @@ def build_frame(opcode, payload, *, mask=True):
     if opcode not in _KNOWN_OPCODES:
         raise ValueError(f"unknown opcode {opcode}")
     cdef int op = opcode
-    _get_buffer(payload, &view, "payload")
+    get_buffer(payload, &view, "payload")
     try:
         length = view.len
         source = <const unsigned char *>view.buf

@@ -16,7 +16,9 @@ system zlib, or zlib-ng where it is found), so on corrupt input it agrees exactl
 of the same name (the standard library's zlib loads the same libz), and within the contract otherwise.
 """
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
+
+from gateway._speedups._buffers cimport get_buffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.string cimport memcmp, memcpy, memset
@@ -160,27 +162,13 @@ cdef inline void _shrink(OutputBuffer* out) noexcept:
         out.capacity = INITIAL_OUTPUT_SIZE
 
 
-cdef int _get_buffer(object data, Py_buffer* view, str name) except -1:
-    """A simple (C-contiguous, byte-addressed) view of ``data``; TypeError otherwise, with the pure twin's text."""
-    if not PyObject_CheckBuffer(data):
-        raise TypeError(f"{name} must be a contiguous bytes-like object, not {type(data).__name__}")
-    try:
-        PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
-    except BufferError:  # what CPython raises for a buffer that is not C-contiguous
-        raise TypeError(
-            f"{name} must be a contiguous bytes-like object, not a non-contiguous {type(data).__name__} "
-            "(copy it with bytes() first)"
-        ) from None
-    return 0
-
-
 cdef inline bint _borrow(object message, Py_buffer* view, const unsigned char** data, Py_ssize_t* size) except -1:
     """Point ``data``/``size`` at the bytes of ``message`` (no copy); True when ``view`` must be released after."""
     if PyBytes_CheckExact(message):
         data[0] = <const unsigned char*>PyBytes_AS_STRING(message)
         size[0] = PyBytes_GET_SIZE(message)
         return False
-    _get_buffer(message, view, "message")
+    get_buffer(message, view, "message")
     data[0] = <const unsigned char*>view.buf
     size[0] = view.len
     return True
