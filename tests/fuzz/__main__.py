@@ -34,8 +34,10 @@ TARGETS = ("framing", "zlib", "zstd", "envelope", "protocol")
 #: Executions of a smoke run per target (seed 1), the replay of the committed corpus and the seeds included (libFuzzer
 #: replays all of them first, whatever -runs says: ~380 framing, ~100 zlib, ~130 zstd, ~500 envelope, ~490 protocol).
 #: Measured on the quiet 2-core machine (2026-12-03, sanitizer build): framing 7 s, zlib 7 s, zstd 6 s, envelope 13 s,
-#: protocol 14 s (it runs at ~80 exec/s: its former 6,000 hit the cap), so `.ci/fuzz-smoke` takes about 90 s with
-#: the sanitizer venv built from scratch (~43 s); the CI leg took 256 s with the former counts. Rates are not linear in
+#: protocol 14 s (it ran at ~80 exec/s: its former 6,000 hit the cap), so `.ci/fuzz-smoke` took about 90 s with
+#: the sanitizer venv built from scratch (~43 s); the CI leg took 256 s with the former counts. Since
+#: malloc_context_size=2 (see main) every target takes ~4 s (protocol ~320 exec/s wall, peak RSS 579 MB; was
+#: 101/s and 742 MB): the run 62 s from scratch, 28 s with .venv-asan already built (was 47 s). Rates are not linear in
 #: the count (12,000 framing executions took 28 s). A 60 s cap per target bounds a loaded machine.
 SMOKE_RUNS = {"framing": 6_000, "zlib": 10_000, "zstd": 3_000, "envelope": 3_500, "protocol": 1_200}
 MAX_LEN = {"framing": 8192, "zlib": 16384, "zstd": 16384, "envelope": 8192, "protocol": 4096}
