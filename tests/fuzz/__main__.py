@@ -10,7 +10,8 @@ Targets: framing, zlib, zstd, envelope, protocol (default: all). Each run starts
 - ``--python PATH``: the interpreter to fuzz with, e.g. the sanitizer build ``.venv-asan/bin/python``;
   ``--sanitize`` preloads the ASan runtime (atheris' ``asan_with_fuzzer.so`` when atheris was built from source with
   clang, else clang's ``libclang_rt.asan``, else ``$(cc -print-file-name=libasan.so)``) with
-  ``ASAN_OPTIONS=detect_leaks=0`` (CPython's allocations at exit are not leaks).
+  ``ASAN_OPTIONS=detect_leaks=0`` (CPython's allocations at exit are not leaks) and ``malloc_context_size=2`` (see
+  ``main``: deeper allocation stacks made a run slow and big); an ``ASAN_OPTIONS`` already set is appended and wins.
 
 Crashes (a contract broken, a sanitizer report, a hang over 20 s) are written to ``<work>/artifacts/`` and make the
 exit status non-zero. The last libFuzzer line of each target (executions, cov, ft, exec/s) is printed as a summary.
@@ -33,8 +34,10 @@ TARGETS = ("framing", "zlib", "zstd", "envelope", "protocol")
 #: Executions of a smoke run per target (seed 1), the replay of the committed corpus and the seeds included (libFuzzer
 #: replays all of them first, whatever -runs says: ~380 framing, ~100 zlib, ~130 zstd, ~500 envelope, ~490 protocol).
 #: Measured on the quiet 2-core machine (2026-12-03, sanitizer build): framing 7 s, zlib 7 s, zstd 6 s, envelope 13 s,
-#: protocol 14 s (it runs at ~80 exec/s: its former 6,000 hit the cap), so `.ci/fuzz-smoke` takes about 90 s with
-#: the sanitizer venv built from scratch (~43 s); the CI leg took 256 s with the former counts. Rates are not linear in
+#: protocol 14 s (it ran at ~80 exec/s: its former 6,000 hit the cap), so `.ci/fuzz-smoke` took about 90 s with
+#: the sanitizer venv built from scratch (~43 s); the CI leg took 256 s with the former counts. Since
+#: malloc_context_size=2 (see main) every target takes ~4 s (protocol ~320 exec/s wall, peak RSS 579 MB; was
+#: 101/s and 742 MB): the run 62 s from scratch, 28 s with .venv-asan already built (was 47 s). Rates are not linear in
 #: the count (12,000 framing executions took 28 s). A 60 s cap per target bounds a loaded machine.
 SMOKE_RUNS = {"framing": 6_000, "zlib": 10_000, "zstd": 3_000, "envelope": 3_500, "protocol": 1_200}
 MAX_LEN = {"framing": 8192, "zlib": 16384, "zstd": 16384, "envelope": 8192, "protocol": 4096}
@@ -163,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             print("no ASan runtime found (install clang or gcc)", file=sys.stderr)
             return 2
         env["LD_PRELOAD"] = runtime
-        env["ASAN_OPTIONS"] = "detect_leaks=0:allocator_may_return_null=1:handle_segv=1"
+        # malloc_context_size=2: ASan records a stack for every malloc and free, with the fast (frame-pointer)
+        # unwinder. atheris' hooks allocate twice per traced Python event (pybind11 argument vectors), and from the
+        # third frame on (libstdc++, atheris, CPython: no frame pointers) the unwound "frames" are stale data, so
+        # nearly every stack was new: the never-freed StackDepot held 6.25 M stacks (288 MB) after the protocol
+        # smoke run and its lookups took 60 % of the time (120 exec/s, 870 MB; with 2 frames: 600 exec/s, 580 MB).
+        # A report keeps its full access stack; an ASAN_OPTIONS of the caller's environment comes last and wins
+        # (e.g. malloc_context_size=30 to replay a finding with longer allocation stacks).
+        options = "detect_leaks=0:allocator_may_return_null=1:handle_segv=1:malloc_context_size=2"
+        env["ASAN_OPTIONS"] = f"{options}:{os.environ['ASAN_OPTIONS']}" if os.environ.get("ASAN_OPTIONS") else options
         env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
         print(f"sanitizer runtime: {runtime}")
     failures = 0
