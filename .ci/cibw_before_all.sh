@@ -19,8 +19,11 @@ else
     echo "cibw_before_all.sh: no known package manager" >&2
     exit 1
 fi
+# pip download of python-zlib-ng's sdist needs a recent Python: manylinux/musllinux images keep theirs in /opt/python.
+PYTHON=$(ls -d /opt/python/cp312-*/bin/python 2>/dev/null | head -n 1 || true)
+export PYTHON=${PYTHON:-python3}
 if [ "$(uname)" = Darwin ]; then
-    sudo bash "$(dirname "$0")/build_zlib_ng.sh" /usr/local
+    sudo --preserve-env=PYTHON bash "$(dirname "$0")/build_zlib_ng.sh" /usr/local
 else
     bash "$(dirname "$0")/build_zlib_ng.sh" /usr/local
 fi
