@@ -218,3 +218,20 @@ def envelope(impl: Impl) -> ModuleType:
 def twins(framing: ModuleType, inflate: ModuleType, envelope: ModuleType) -> dict[str, ModuleType]:
     """The three twin modules of one implementation, as ``Shard(..., _twins=twins)`` and ``Receiver`` take them."""
     return {"framing": framing, "inflate": inflate, "envelope": envelope}
+
+
+def same_zlib_library(compiled_inflate: ModuleType) -> str:
+    """The pure zlib backend that runs the compiled inflate twin's library, same version: "zlib" or "zlib-ng".
+
+    Skips the test when that backend is not installed or bundles another release (python-zlib-ng pins its own).
+    """
+    from gateway import _inflate_py
+
+    name: str = compiled_inflate.ZLIB_BACKEND
+    if name not in _inflate_py.installed_zlib_backends():
+        pytest.skip(f"the compiled twin links {name}, which the pure twin cannot load here")
+    module = _inflate_py.load_zlib_backend(name)
+    version = getattr(module, "ZLIBNG_RUNTIME_VERSION", None) or module.ZLIB_RUNTIME_VERSION
+    if version != compiled_inflate.ZLIB_VERSION:
+        pytest.skip(f"the compiled twin links {name} {compiled_inflate.ZLIB_VERSION}, the pure backend runs {version}")
+    return name

@@ -24,6 +24,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import same_zlib_library
 from gateway import _inflate_py as pure
 from gateway.errors import CompressionError, InflatedTooLargeError
 
@@ -59,11 +60,8 @@ ZSTD_INFLATERS = [pytest.param("compiled", id="compiled", marks=speedups), pytes
 
 
 def same_library() -> str:
-    """The pure backend that runs the compiled twin's zlib: "zlib" or "zlib-ng" (skips if it is not installed)."""
-    name: str = compiled_twin().ZLIB_BACKEND
-    if name not in pure.installed_zlib_backends():
-        pytest.skip(f"the compiled twin links {name}, which the pure twin cannot load here")
-    return name
+    """The pure backend that runs the compiled twin's zlib: "zlib" or "zlib-ng" (skips if not installed alike)."""
+    return same_zlib_library(compiled_twin())
 
 
 def make_zlib(which: str, max_size: int = pure.DEFAULT_MAX_INFLATED_SIZE) -> Any:
