@@ -10,13 +10,13 @@ at a time.
 """
 
 from cpython.buffer cimport PyBuffer_Release
-
-from gateway._speedups._buffers cimport get_buffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_NoMemory
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+
+from gateway._speedups._buffers cimport get_buffer
 
 import os
 import sys

@@ -17,11 +17,11 @@ of the same name (the standard library's zlib loads the same libz), and within t
 """
 
 from cpython.buffer cimport PyBuffer_Release
-
-from gateway._speedups._buffers cimport get_buffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.string cimport memcmp, memcpy, memset
+
+from gateway._speedups._buffers cimport get_buffer
 
 import sys
 
