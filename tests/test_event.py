@@ -275,6 +275,35 @@ def test_decode_errors_are_payload_errors_naming_the_event(payload: bytes) -> No
     assert caught.value.payload == payload
 
 
+class WithRaw(msgspec.Struct):
+    author: msgspec.Raw
+    id: str
+
+
+def test_decode_reads_d_in_place_and_raw_members_outlive_the_event() -> None:
+    """decode hands msgspec a view of ``raw`` (no copy of d): what msgspec keeps of it (``msgspec.Raw``) must stay
+    valid after the event and its payload are dropped and other events are decoded."""
+    payload = bytearray(MESSAGE)  # a fresh object, not a shared constant
+    event = build(bytes(payload))
+    whole = event.decode(msgspec.Raw)
+    part = event.decode(WithRaw)
+    del event, payload
+    gc.collect()
+    for index in range(200):
+        other = build(b'{"t":"X","s":1,"op":0,"d":{"author":"' + b"z" * index + b'","id":"9"}}')
+        assert other.decode(WithRaw).id == "9"
+    assert bytes(whole) == MESSAGE[MESSAGE.index(b'"d":') + 4 : -1]
+    assert bytes(part.author) == b'{"id":"7","username":"u","avatar":null,"flags":[1,{"x":2}]}'
+    assert part.id == "1"
+
+
+def test_decode_of_a_d_inside_a_large_payload_sees_only_d() -> None:
+    big = json.dumps({"id": "5", "members": ["x" * 10] * 1000}).encode()
+    event = build(b'{"op":0,"t":"GUILD_CREATE","s":1,"d":' + big + b',"tail":{"id":"no"}}')
+    assert event.decode(dict) == json.loads(big)
+    assert event.decode(msgspec.Raw) == msgspec.Raw(big)
+
+
 def test_decode_without_msgspec_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_json, "_TYPED_DECODERS", {})
     monkeypatch.setitem(sys.modules, "msgspec", None)

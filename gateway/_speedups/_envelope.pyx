@@ -14,7 +14,8 @@ string is skipped with memchr between quotes, counting the backslashes before ea
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBuffer_FillInfo
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeASCII
 from libc.string cimport memchr, memcmp, memcpy
@@ -713,6 +714,33 @@ cdef object _plain_value(const unsigned char *data, Py_ssize_t start, Py_ssize_t
 
 
 @cython.final
+@cython.no_gc  # it holds only a bytes object
+@cython.freelist(8)
+cdef class _Span:
+    """A read-only buffer over ``raw[start:end]`` that copies nothing: what ``Event.decode`` hands msgspec in place
+    of a bytes slice (a slice of a ~700-byte ``d`` is a malloc and a copy). Immutable once made, so a decoded value
+    that keeps the buffer (``msgspec.Raw``) stays valid."""
+
+    cdef bytes raw
+    cdef Py_ssize_t start
+    cdef Py_ssize_t end
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, PyBytes_AS_STRING(self.raw) + self.start, self.end - self.start, 1, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
+cdef inline _Span _span(bytes raw, Py_ssize_t start, Py_ssize_t end):
+    cdef _Span span = _Span.__new__(_Span)
+    span.raw = raw
+    span.start = start
+    span.end = end
+    return span
+
+
+@cython.final
 @cython.no_gc  # it holds str/int/bytes and decoded JSON, none of which can lead back to it: it is never in a cycle
 @cython.freelist(256)
 cdef class Event:
@@ -801,10 +829,10 @@ cdef class Event:
             decoder = _json.typed_decoder(type)
         if self._d_start < 0:
             text = b"null"
-        elif self._d_end - self._d_start > _VIEW_THRESHOLD:
-            text = memoryview(self.raw)[self._d_start:self._d_end]  # no copy of a large d
+        elif PyBytes_CheckExact(self.raw):  # (``type`` is the argument here)
+            text = _span(<bytes>self.raw, self._d_start, self._d_end)  # no copy
         else:
-            text = self.raw[self._d_start:self._d_end]  # a small copy is cheaper than a view
+            text = memoryview(self.raw)[self._d_start:self._d_end]
         try:
             return decoder.decode(text)
         except (ValueError, RecursionError) as exc:  # msgspec.DecodeError and ValidationError are ValueErrors
