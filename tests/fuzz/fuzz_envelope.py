@@ -3,7 +3,9 @@
 Arbitrary payloads (raw bytes, or an envelope assembled from fuzzed keys, values, whitespace and a fuzzed ``d``) go
 through ``scan_envelope`` and ``EventFilter(wanted).scan`` for a fuzzed flag set; both twins must return the same
 tuple or raise the same exception class, and that class must be PayloadError (however deep ``d`` nests: issue 14 #1,
-the pure twin's RecursionError, fixed on branch ``envelope``, was met here until that merge).
+the pure twin's RecursionError, fixed on branch ``envelope``, was met here until that merge). When the scan accepts
+the payload, both twins' ``Event`` must also agree on ``get`` (a key picked by the input), ``data`` and ``decode``
+(into ``dict``, ``msgspec.Raw`` and a small Struct; the compiled twin hands msgspec a buffer over ``raw``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import sys
 
 from tests.fuzz._common import Finding, fuzz_main, describe, instrumented, outcome, same_outcome, twins
+
+import msgspec
 
 with instrumented():
     from gateway.errors import PayloadError
@@ -20,6 +24,15 @@ with instrumented():
 NAMES = sorted(FLAG_BY_NAME)
 ALL_FLAGS = int(EventTypeFlags.all())
 _WHITESPACE = (b"", b" ", b"\n", b"\t ", b"\r\n  ")
+_GET_KEYS = ("id", "x", "d", "op", "", "guild_id", "é")
+
+
+class _Probe(msgspec.Struct):
+    id: str | int | None = None
+    x: list[int] | dict[str, str] | None = None
+
+
+_DECODE_TARGETS = (dict, msgspec.Raw, _Probe)
 _KEYS = (b'"op"', b'"s"', b'"t"', b'"d"', b'"x"', b'"o\\u0070"', b'"\\u0074"', b'"op2"')
 
 
@@ -71,6 +84,21 @@ def check(data: bytes) -> None:
             d_start, d_end = compiled[1][3], compiled[1][4]
             if not (d_start == d_end == -1 or 0 <= d_start <= d_end <= len(payload)):
                 raise Finding(f"{which}: d span {d_start}..{d_end} outside a {len(payload)}-byte payload")
+    if results[0][0][0] == "ok":
+        _check_events(payload, _GET_KEYS[data[0] % len(_GET_KEYS)])
+
+
+def _check_events(payload: bytes, key: str) -> None:
+    """Both Event twins built from ``payload`` agree on get(key), data and decode (fresh events: data is cached)."""
+    probes = [(f"get({key!r})", lambda event: event.get(key, "default")), ("data", lambda event: event.data)]
+    probes += [(f"decode({target.__name__})", lambda event, t=target: event.decode(t)) for target in _DECODE_TARGETS]
+    for what, probe in probes:
+        compiled, pure = (outcome(lambda m=module: probe(m.Event.from_payload(payload))) for module in (COMPILED, PURE))
+        if not same_outcome(compiled, pure):
+            raise Finding(f"Event.{what} of {payload[:120]!r}... ({len(payload)} bytes): "
+                          f"compiled {describe(compiled)}, pure {describe(pure)}")
+        if compiled[0] == "raise" and not isinstance(compiled[1], PayloadError):
+            raise Finding(f"Event.{what} raised {type(compiled[1]).__name__}, not PayloadError: {compiled[1]}")
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
