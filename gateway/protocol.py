@@ -84,7 +84,9 @@ Decisions (documented because Discord's docs leave them open)
 - Backoff: ``attempt`` counts consecutive connections that failed or ended before READY/RESUMED; it is reset to 0 only
   by READY/RESUMED. The delay before a connect is ``backoff_delay(attempt)``: 0 for attempt 0 (reconnect at once after
   a healthy connection), else an "equal jitter" uniform in [d/2, d], d = min(BACKOFF_CAP, BACKOFF_BASE * 2**(attempt-1)).
-  So a server that accepts and closes at once gets 0.5-1 s, 1-2 s, 2-4 s, ... never a tight loop.
+  So a server that accepts and closes at once gets 0.5-1 s, 1-2 s, 2-4 s, ... never a tight loop. A connection that
+  ends before RESUMED but delivered new dispatches (a RESUME's replay, which Discord sends before RESUMED) holds
+  ``attempt`` instead, at 1 or more: while events flow the delay stays 0.5-1 s and does not climb to BACKOFF_CAP.
 - op 9 false: close 1000, drop the session, reconnect to ``gateway_url`` and IDENTIFY after at least a random
   REIDENTIFY_DELAY (1-5 s, the old Discord rule; it spreads identifies out of the 5 s concurrency window).
 - A failed connect clears ``resume_url`` (next attempt goes to ``gateway_url``) but keeps the session (it still resumes).
@@ -452,6 +454,7 @@ class ShardProtocol:
         self._reconnect_at: float | None = None
         self._reidentify_delay = False
         self._reached_active = False
+        self._sequence_at_open: int | None = None
         self._plan_after_close = CloseAction.RESUME
         self._close_deadline: float | None = None
         self._user_closing = False
@@ -628,6 +631,7 @@ class ShardProtocol:
         self._phase = _Phase.OPEN
         self._status = ShardStatus.IDENTIFYING
         self._reached_active = False
+        self._sequence_at_open = self._sequence
         self._got_hello = False
         self._hello_deadline = now + HELLO_TIMEOUT
         self._latency = Latency()
@@ -678,7 +682,10 @@ class ShardProtocol:
         if plan is CloseAction.NEW_SESSION:
             self._drop_session()
         if not self._reached_active:
-            self._attempt += 1
+            if self._replay_progressed():  # a RESUME's replay was flowing: hold, do not climb
+                self._attempt = max(self._attempt, 1)
+            else:
+                self._attempt += 1
         delay = backoff_delay(self._attempt, self._rng)
         if self._reidentify_delay:
             self._reidentify_delay = False
@@ -948,6 +955,11 @@ class ShardProtocol:
         """``candidate`` if it is a safe resume URL for this shard, else None (resume on ``gateway_url``)."""
         checked = safe_gateway_url(candidate, self._gateway_url, source=f"shard {self._shard_id}: {source}")
         return checked if checked == candidate else None
+
+    def _replay_progressed(self) -> bool:
+        """This connection delivered new dispatches (the sequence moved up; a dropped session does not count)."""
+        at_open, now_at = self._sequence_at_open, self._sequence
+        return now_at is not None and (at_open is None or now_at > at_open)
 
     def _become_active(self, via: str) -> None:
         self._status = ShardStatus.ACTIVE

@@ -666,6 +666,51 @@ def test_accept_then_close_backs_off_instead_of_a_tight_loop() -> None:
     assert harness.lost(None, now + 1.0) == [Connect(RESUME_URL + QUERY, resume=True, attempt=0)]
 
 
+def _cut_during_replay(harness: Harness, now: float, replayed: list[int]) -> tuple[Connect, float]:
+    """One connection that RESUMEs, gets ``replayed`` dispatches and is cut before RESUMED: (next Connect, delay)."""
+    harness.open(now)
+    harness.hello(now)
+    (resume,) = harness.take_sent()
+    assert resume["op"] == 6
+    for seq in replayed:
+        harness.dispatch("MESSAGE_CREATE", seq, now)
+    assert harness.lost(1006, now + 0.01) == []
+    reconnect_at = harness.proto.next_deadline()
+    assert reconnect_at is not None
+    return harness.reconnect(reconnect_at), reconnect_at - (now + 0.01)
+
+
+def test_a_replay_cut_before_resumed_holds_the_backoff_while_events_flow() -> None:
+    """A RESUME's replay comes before RESUMED: a connection cut during it, having delivered new dispatches, keeps
+    attempt at 1 (0.5-1 s) instead of climbing towards BACKOFF_CAP; one that delivered nothing new climbs."""
+    harness = Harness()
+    harness.fresh_start()
+    now = 1.0
+    harness.lost(None, now)  # a healthy session dropped: reconnect at once
+    seq = 1
+    for _ in range(8):
+        connect, delay = _cut_during_replay(harness, now, [seq + 1, seq + 2, seq + 3])
+        seq += 3
+        assert connect == Connect(RESUME_URL + QUERY, resume=True, attempt=1)
+        assert 0.5 <= delay <= 1.0
+        assert harness.proto.session is not None and harness.proto.session.sequence == seq
+        now += 2.0
+    # only duplicates of what was delivered: no progress, so the count climbs again
+    for attempt in (2, 3):
+        connect, delay = _cut_during_replay(harness, now, [seq - 1, seq])
+        assert connect.attempt == attempt
+        assert 2.0 ** (attempt - 2) <= delay <= 2.0 ** (attempt - 1)
+        now += 10.0
+    # new events again: held where it stands (not reset: only RESUMED resets)
+    connect, _ = _cut_during_replay(harness, now, [seq + 1])
+    assert connect.attempt == 3
+    harness.open(now + 10.0)
+    harness.hello(now + 10.0)
+    harness.take_sent()
+    harness.dispatch("RESUMED", None, now + 10.0)
+    assert harness.proto.attempt == 0
+
+
 def test_connect_failure_clears_resume_url_keeps_session_and_backs_off() -> None:
     harness = Harness()
     harness.fresh_start()
