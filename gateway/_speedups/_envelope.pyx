@@ -728,9 +728,6 @@ cdef class _Span:
     def __getbuffer__(self, Py_buffer *view, int flags):
         PyBuffer_FillInfo(view, self, PyBytes_AS_STRING(self.raw) + self.start, self.end - self.start, 1, flags)
 
-    def __releasebuffer__(self, Py_buffer *view):
-        pass
-
 
 cdef inline _Span _span(bytes raw, Py_ssize_t start, Py_ssize_t end):
     cdef _Span span = _Span.__new__(_Span)
